@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Set up the course in a local virtual environment and run it.
+
+    python3 course.py lab     # install, then open the course in JupyterLab
+    python3 course.py test    # install, then run the whole test suite
+
+Needs only Python >= 3.10. Everything is installed into ./.venv, so
+nothing outside this folder changes. Run it again at any time: an
+up-to-date environment is reused.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".installed"
+
+
+def run(*cmd: object) -> int:
+    """Run a command in the course folder, echoing it first."""
+    args = [str(c) for c in cmd]
+    print("+", " ".join(args), flush=True)
+    return subprocess.call(args, cwd=ROOT)
+
+
+def setup(extras: str) -> None:
+    """Create .venv and install the package with `extras` (skipped if current)."""
+    if sys.version_info < (3, 10):
+        sys.exit(f"backprop-course needs Python >= 3.10, this is {sys.version.split()[0]}")
+    if not PYTHON.exists():
+        print(f"Creating a virtual environment in {VENV} ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = f"{extras}:{(ROOT / 'pyproject.toml').stat().st_mtime_ns}"
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    spec = f".[{extras}]" if extras else "."
+    if run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip") != 0:
+        sys.exit("Could not upgrade pip in .venv (see the message above).")
+    if run(PYTHON, "-m", "pip", "install", "--quiet", "-e", spec) != 0:
+        sys.exit("Installing the course failed (see the message above).")
+    STAMP.write_text(wanted)
+
+
+def lab() -> int:
+    setup("")
+    start = ROOT / "notebooks" / "01_chain_rule.ipynb"
+    target = start.relative_to(ROOT) if start.exists() else Path("notebooks")
+    return run(PYTHON, "-m", "jupyter", "lab", target)
+
+
+def test() -> int:
+    setup("test")
+    pytest = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider"]
+    steps = [
+        # exercises/ must be exactly what `release` makes from solutions/
+        [PYTHON, "-m", "backprop_course.cli", "release", "--check"],
+        # lessons are committed executed: re-run them and compare outputs
+        [*pytest, "--nbval", "--nbval-current-env", "notebooks"],
+        # exercise pairs have no stored outputs: run them, checks decide
+        [*pytest, "--nbval-lax", "--nbval-current-env", "solutions", "exercises"],
+        # engine, tooling, exercise checks, widgets, browser end-to-end
+        [*pytest, "tests"],
+    ]
+    failed = [s for s in steps if run(*s) != 0]
+    for s in failed:
+        print("FAILED:", " ".join(str(c) for c in s[1:]))
+    return 1 if failed else 0
+
+
+def main() -> int:
+    commands = {"lab": lab, "test": test}
+    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+        print(__doc__)
+        return 2
+    return commands[sys.argv[1]]()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
