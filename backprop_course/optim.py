@@ -1,1 +1,193 @@
-"""(being written)"""
+"""Optimisers: turn gradients into parameter updates (PyTorch's names and maths).
+
+The loop is always the same::
+
+    opt = optim.Adam(net.parameters(), lr=1e-3)
+    for x, y in batches:
+        opt.zero_grad()                 # gradients accumulate otherwise
+        loss = losses.cross_entropy(net(x), y)
+        loss.backward()                 # fills p.grad for every parameter p
+        opt.step()                      # p.data changes, p.grad is read
+
+Updates *rebind* ``p.data`` to a new array instead of writing into the old
+one. A Tensor made from a numpy array shares its memory (``Tensor(W0)``), so
+an in-place update would silently change ``W0`` and every other Tensor made
+from it; a new array per step costs little next to the matrix products.
+Parameters whose ``grad`` is None (not used by the loss) are left alone.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Iterable, Optional, Union
+
+import numpy as np
+
+from backprop_course.tensor import Tensor
+
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "clip_grad_norm_"]
+
+Params = Union[Tensor, Iterable[Tensor]]
+
+
+def _param_list(params: Params, who: str) -> list[Tensor]:
+    params = [params] if isinstance(params, Tensor) else list(params)
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{who}: parameter {i} is a {type(p).__name__}, not a "
+                            "Tensor (pass net.parameters())")
+    return params
+
+
+def _check_positive(value: float, name: str, who: str) -> float:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or value <= 0):
+        raise ValueError(f"{who}: {name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _check_unit_interval(value: float, name: str, who: str) -> float:
+    """0 <= value < 1 (a decay rate)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not 0.0 <= value < 1.0:
+        raise ValueError(f"{who}: {name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Holds the parameters to update; subclasses define ``step()``."""
+
+    def __init__(self, params: Params, lr: float) -> None:
+        who = type(self).__name__
+        self.params = _param_list(params, who)
+        if not self.params:
+            raise ValueError(f"{who}: got an empty parameter list")
+        if len({id(p) for p in self.params}) != len(self.params):
+            raise ValueError(f"{who}: a parameter appears twice in the list; it "
+                             "would be updated twice per step")
+        for i, p in enumerate(self.params):
+            if not p.requires_grad:
+                raise ValueError(f"{who}: parameter {i} (shape {p.shape}) has "
+                                 "requires_grad=False, so it never gets a gradient")
+        self.lr = _check_positive(lr, "lr", who)
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient before the next backward()."""
+        for p in self.params:
+            p.zero_grad()
+
+    def step(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must define step()")
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional (heavy-ball) momentum.
+
+        v ← μ v + g          (v starts at 0; μ = momentum)
+        p ← p - lr · v
+
+    With μ = 0 this is p ← p - lr · g. This is PyTorch's form; Rumelhart et
+    al. (1986) write Δw ← -ε g + α Δw, the same update with v = -Δw / ε.
+    """
+
+    def __init__(self, params: Params, lr: float, momentum: float = 0.0) -> None:
+        super().__init__(params, lr)
+        self.momentum = _check_unit_interval(momentum, "momentum", "SGD")
+        self.velocity: list[Optional[np.ndarray]] = [None] * len(self.params)
+
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            step = p.grad
+            if self.momentum:
+                v = self.velocity[i]
+                step = p.grad if v is None else self.momentum * v + p.grad
+                self.velocity[i] = step
+            p.data = p.data - self.lr * step
+
+
+class RMSprop(Optimizer):
+    """Divide each gradient by a running root-mean-square of its recent values.
+
+        s ← α s + (1 - α) g²          (s starts at 0)
+        p ← p - lr · g / (√s + ε)
+
+    Every parameter gets a step of about lr whatever the scale of its
+    gradient (Hinton, Coursera lecture 6e, 2012; PyTorch's defaults).
+    """
+
+    def __init__(self, params: Params, lr: float = 0.01, alpha: float = 0.99,
+                 eps: float = 1e-8) -> None:
+        super().__init__(params, lr)
+        self.alpha = _check_unit_interval(alpha, "alpha", "RMSprop")
+        self.eps = _check_positive(eps, "eps", "RMSprop")
+        self.square_avg = [np.zeros_like(p.data) for p in self.params]
+
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad
+            s = self.alpha * self.square_avg[i] + (1 - self.alpha) * g * g
+            self.square_avg[i] = s
+            p.data = p.data - self.lr * g / (np.sqrt(s) + self.eps)
+
+
+class Adam(Optimizer):
+    """Momentum on the gradient and RMSprop's scaling, with bias correction.
+
+        m ← β₁ m + (1 - β₁) g          v ← β₂ v + (1 - β₂) g²    (both start at 0)
+        m̂ = m / (1 - β₁ᵗ)              v̂ = v / (1 - β₂ᵗ)          (t = 1, 2, ...)
+        p ← p - lr · m̂ / (√v̂ + ε)
+
+    Without the correction the first steps would be too small, since m and v
+    start at 0 (Kingma & Ba 2015).
+    """
+
+    def __init__(self, params: Params, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        super().__init__(params, lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+        self.beta1 = _check_unit_interval(betas[0], "betas[0]", "Adam")
+        self.beta2 = _check_unit_interval(betas[1], "betas[1]", "Adam")
+        self.eps = _check_positive(eps, "eps", "Adam")
+        self.m = [np.zeros_like(p.data) for p in self.params]
+        self.v = [np.zeros_like(p.data) for p in self.params]
+        self.steps = [0] * len(self.params)      # t, counted per parameter
+
+    def step(self) -> None:
+        b1, b2 = self.beta1, self.beta2
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad
+            self.steps[i] += 1
+            t = self.steps[i]
+            self.m[i] = b1 * self.m[i] + (1 - b1) * g
+            self.v[i] = b2 * self.v[i] + (1 - b2) * g * g
+            m_hat = self.m[i] / (1 - b1 ** t)
+            v_hat = self.v[i] / (1 - b2 ** t)
+            p.data = p.data - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+def clip_grad_norm_(params: Params, max_norm: float) -> float:
+    """Scale all gradients together so their joint L2 norm is at most ``max_norm``.
+
+        total = √(Σ_p ‖p.grad‖²);   if total > max_norm:  p.grad ← p.grad · max_norm / total
+
+    The direction of the full gradient is kept, only its length is capped.
+    Returns ``total`` measured *before* clipping (worth logging: it shows
+    exploding gradients). Gradients are replaced by new arrays, never written
+    into. (PyTorch divides by total + 1e-6; we divide by total exactly.)
+    """
+    params = _param_list(params, "clip_grad_norm_")
+    max_norm = _check_positive(max_norm, "max_norm", "clip_grad_norm_")
+    grads = [p for p in params if p.grad is not None]
+    total = math.sqrt(sum(float(np.sum(p.grad.astype(np.float64) ** 2)) for p in grads))
+    if total > max_norm:
+        scale = max_norm / total
+        for p in grads:
+            p.grad = p.grad * p.grad.dtype.type(scale)
+    return total
