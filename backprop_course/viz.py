@@ -27,6 +27,7 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, FancyArrowPatch, FancyBboxPatch
+from matplotlib.path import Path
 from matplotlib.text import Text
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -82,12 +83,15 @@ class GraphLayout:
     ``nodes`` is the topological order (inputs first); ``column[i]`` and
     ``row[i]`` place ``nodes[i]``; ``inputs[i]`` lists the indices of the
     nodes it was computed from (repeated when a node is used twice, as in
-    ``x * x``).
+    ``x * x``). An edge that skips columns bends through the points
+    ``bends[(i, k)]`` (column, row), one per skipped column, for the k-th
+    input of node i.
     """
     nodes: list[Any]
     column: list[int]
     row: list[float]
     inputs: list[list[int]]
+    bends: dict[tuple[int, int], list[tuple[int, float]]] = field(default_factory=dict)
 
     @property
     def ncolumns(self) -> int:
@@ -95,66 +99,163 @@ class GraphLayout:
 
     def signature(self) -> tuple:
         """The graph's shape: same signature means same drawing, other numbers."""
-        return tuple((getattr(n, "_op", ""), tuple(i)) for n, i in
-                     zip(self.nodes, self.inputs))
+        return _signature(self.nodes, self.inputs)
+
+
+def _structure(root: Any) -> tuple[list[Any], list[list[int]]]:
+    """Nodes in topological order and, for each, the indices of its inputs."""
+    nodes = topological_order(root)
+    index = {id(v): i for i, v in enumerate(nodes)}
+    return nodes, [[index[id(c)] for c in v._prev] for v in nodes]
+
+
+def _signature(nodes: list[Any], inputs: list[list[int]]) -> tuple:
+    return tuple((getattr(v, "_op", ""), tuple(i)) for v, i in zip(nodes, inputs))
+
+
+MAX_GRAPH_NODES = 400   # beyond this a drawing is unreadable (and slow to lay out)
 
 
 def layout_graph(root: Any) -> GraphLayout:
     """Place the nodes of ``root``'s graph in columns and rows.
 
-    Columns: the output is rightmost and every other node goes one column
-    left of its leftmost use (longest path to the output), so every edge
-    points right and a value used late is drawn next to its use. Rows: a few sweeps that move every node towards the
-    mean height of its neighbours (barycentre heuristic), keeping one row of
-    space between boxes, so edges are short and rarely cross.
+    A small Sugiyama-style layered layout:
+
+    * Columns: the output is rightmost and every other node goes one column
+      left of its leftmost use (longest path to the output), so every edge
+      points right and a value used late is drawn next to its use. An edge
+      that skips columns gets a bend point in each column it crosses.
+    * Order inside a column: first as the formula is written (depth-first,
+      x before y in ``x + y``), so an expression tree has no crossings; then
+      barycentre sweeps, keeping whichever order has the fewest crossings.
+    * Rows: every node as close as possible to the mean height of its
+      neighbours, boxes at least one row apart (least squares, solved
+      exactly by pool-adjacent-violators), a few sweeps.
     """
     if not _is_value_graph_node(root):
         raise TypeError(
             f"draw_graph needs a Value (or Tensor) expression, got {type(root).__name__}")
-    nodes = topological_order(root)
-    index = {id(n): i for i, n in enumerate(nodes)}
-    inputs = [[index[id(c)] for c in n._prev] for n in nodes]
+    nodes, inputs = _structure(root)
+    if len(nodes) > MAX_GRAPH_NODES:
+        raise ValueError(
+            f"draw_graph: this graph has {len(nodes)} nodes; a drawing is readable up "
+            f"to a few dozen (limit {MAX_GRAPH_NODES}). Draw a smaller expression.")
+    n = len(nodes)
+    index = {id(v): i for i, v in enumerate(nodes)}
     users: list[list[int]] = [[] for _ in nodes]
     for i, ins in enumerate(inputs):
         for j in ins:
             if i not in users[j]:
                 users[j].append(i)
 
-    # Column: as far right as possible (longest path *to the output*), so a
-    # number computed early but used late, or an input used late, sits next
-    # to its use instead of trailing a long edge across the picture.
-    to_root = [0] * len(nodes)
-    for i in reversed(range(len(nodes))):     # users come after i in the order
+    to_root = [0] * n
+    for i in reversed(range(n)):              # users come after i in the order
         if users[i]:
             to_root[i] = 1 + max(to_root[u] for u in users[i])
     column = [max(to_root) - d for d in to_root]
 
-    # Order inside a column: depth-first, inputs in the order they were
-    # written (x before y in x + y), so an expression tree draws without
-    # crossings and reads top to bottom like the formula.
+    # Items to place: the n nodes, then one bend point per skipped column.
+    # left[k] / right[k]: the items item k is joined to in earlier / later columns.
     rank = _written_order(root, nodes, index)
-    by_column: dict[int, list[int]] = {}
-    for i in sorted(range(len(nodes)), key=lambda i: rank[i]):
-        by_column.setdefault(column[i], []).append(i)
-    row = [0.0] * len(nodes)
-    for members in by_column.values():
-        for k, i in enumerate(members):
-            row[i] = (k - (len(members) - 1) / 2) * _ROW
+    item_column = list(column)
+    key = [float(r) for r in rank]
+    left: list[list[int]] = [[] for _ in range(n)]
+    right: list[list[int]] = [[] for _ in range(n)]
+    chains: dict[tuple[int, int], list[int]] = {}
+    for i, ins in enumerate(inputs):
+        for k, j in enumerate(ins):
+            if column[i] - column[j] <= 1:
+                left[i].append(j)
+                right[j].append(i)
+                continue
+            chain = []
+            previous = j
+            for c in range(column[j] + 1, column[i]):
+                d = len(item_column)
+                item_column.append(c)
+                key.append(rank[j] + 0.5)
+                left.append([previous])
+                right.append([])
+                right[previous].append(d)
+                chain.append(d)
+                previous = d
+            left[i].append(previous)
+            right[previous].append(i)
+            chains[(i, k)] = chain
+    is_bend = [k >= n for k in range(len(item_column))]
 
+    by_column: dict[int, list[int]] = {}
+    for k in sorted(range(len(item_column)), key=lambda k: key[k]):
+        by_column.setdefault(item_column[k], []).append(k)
     columns = sorted(by_column)
+    by_column = _fewer_crossings(by_column, columns, left, right)
+
+    # Rows: least squares towards the neighbours' mean, fixed order, min gaps.
+    row = [0.0] * len(item_column)
+    for members in by_column.values():
+        for m, k in enumerate(members):
+            row[k] = (m - (len(members) - 1) / 2) * _ROW
+
+    def gap(a: int, b: int) -> float:
+        return _ROW * (0.35 if is_bend[a] and is_bend[b] else
+                       0.7 if is_bend[a] or is_bend[b] else 1.0)
+
     for _ in range(8):
         for sweep in (columns, columns[::-1]):
             for c in sweep:
                 members = by_column[c]
                 wanted = []
-                for i in members:
-                    near = [row[j] for j in inputs[i]] + [row[u] for u in users[i]]
-                    wanted.append(float(np.mean(near)) if near else row[i])
-                for i, y in zip(members, _spaced_fit(wanted, _ROW)):
-                    row[i] = y
+                for k in members:
+                    near = [row[m] for m in left[k] + right[k]]
+                    wanted.append(float(np.mean(near)) if near else row[k])
+                gaps = [gap(a, b) for a, b in zip(members, members[1:])]
+                for k, y in zip(members, _spaced_fit(wanted, gaps)):
+                    row[k] = y
     low = min(row)
     row = [r - low for r in row]
-    return GraphLayout(nodes=nodes, column=column, row=row, inputs=inputs)
+    bends = {edge: [(item_column[d], row[d]) for d in chain]
+             for edge, chain in chains.items()}
+    return GraphLayout(nodes=nodes, column=column, row=row[:n], inputs=inputs,
+                       bends=bends)
+
+
+def _crossings(by_column: dict[int, list[int]], columns: list[int],
+               right: list[list[int]]) -> int:
+    """Number of edge crossings between neighbouring columns."""
+    total = 0
+    for c in columns[:-1]:
+        position = {k: p for p, k in enumerate(by_column.get(c + 1, []))}
+        edges = [(p, position[t]) for p, k in enumerate(by_column[c])
+                 for t in right[k] if t in position]
+        for a in range(len(edges)):
+            for b in range(a + 1, len(edges)):
+                (p1, q1), (p2, q2) = edges[a], edges[b]
+                total += (p1 - p2) * (q1 - q2) < 0
+    return total
+
+
+def _fewer_crossings(by_column: dict[int, list[int]], columns: list[int],
+                     left: list[list[int]], right: list[list[int]]
+                     ) -> dict[int, list[int]]:
+    """Barycentre sweeps; return the order with the fewest crossings seen."""
+    best = {c: list(m) for c, m in by_column.items()}
+    best_count = _crossings(best, columns, right)
+    current = {c: list(m) for c, m in by_column.items()}
+    for _ in range(4):
+        if best_count == 0:
+            break
+        for sweep, side in ((columns[1:], left), (columns[-2::-1], right)):
+            for c in sweep:
+                position = {k: p for col in current.values() for p, k in enumerate(col)}
+                def centre(k: int) -> float:
+                    near = [position[m] for m in side[k]]
+                    return float(np.mean(near)) if near else float(position[k])
+                current[c] = sorted(current[c], key=centre)   # stable: ties keep order
+            count = _crossings(current, columns, right)
+            if count < best_count:
+                best_count = count
+                best = {c: list(m) for c, m in current.items()}
+    return best
 
 
 def _written_order(root: Any, nodes: list[Any], index: dict[int, int]) -> list[int]:
@@ -179,22 +280,25 @@ def _written_order(root: Any, nodes: list[Any], index: dict[int, int]) -> list[i
     return rank
 
 
-def _spaced_fit(wanted: Sequence[float], gap: float) -> list[float]:
-    """Heights y_0 < y_1 < ... at least ``gap`` apart, closest to ``wanted``.
+def _spaced_fit(wanted: Sequence[float], gaps: Sequence[float]) -> list[float]:
+    """Heights y_0 < y_1 < ... with y_{k+1} - y_k >= gaps[k], closest to ``wanted``.
 
-    Least squares under the constraints y_{k+1} >= y_k + gap: with
-    z_k = y_k - k gap the constraint is "z non-decreasing", which the
-    pool-adjacent-violators algorithm solves exactly.
+    Least squares under those constraints: with z_k = y_k - (g_0 + ... + g_{k-1})
+    the constraint is "z non-decreasing", which the pool-adjacent-violators
+    algorithm solves exactly.
     """
+    offsets = [0.0]
+    for g in gaps:
+        offsets.append(offsets[-1] + g)
     blocks: list[list[float]] = []           # [mean, count]
-    for k, w in enumerate(wanted):
-        blocks.append([w - k * gap, 1.0])
+    for w, o in zip(wanted, offsets):
+        blocks.append([w - o, 1.0])
         while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
             m2, n2 = blocks.pop()
             m1, n1 = blocks.pop()
             blocks.append([(m1 * n1 + m2 * n2) / (n1 + n2), n1 + n2])
-    z = [m for m, n in blocks for _ in range(int(n))]
-    return [zk + k * gap for k, zk in enumerate(z)]
+    z = [m for m, count in blocks for _ in range(int(count))]
+    return [zk + o for zk, o in zip(z, offsets)]
 
 
 def _number(x: Any, fmt: str) -> str:
@@ -261,16 +365,15 @@ class GraphDrawing:
         Returns False (and changes nothing) when the graph's structure differs
         from the drawn one: then draw it again with :func:`draw_graph`.
         """
-        layout = layout_graph(root) if root is not self.layout.nodes[-1] else self.layout
-        if layout.signature() != self.layout.signature():
+        nodes, inputs = _structure(root)
+        if _signature(nodes, inputs) != self.layout.signature():
             return False
-        for node, (label, data, grad) in zip(layout.nodes, self.texts):
+        for node, (label, data, grad) in zip(nodes, self.texts):
             l_text, d_text, g_text = _node_lines(node, self.fmt, self.show_grad)
             label.set_text(l_text)
             data.set_text(d_text)
             grad.set_text(g_text)
-        self.layout = GraphLayout(layout.nodes, self.layout.column,
-                                  self.layout.row, self.layout.inputs)
+        self.layout.nodes = nodes
         return True
 
 
@@ -314,7 +417,9 @@ def draw_graph(root: Any, ax: Optional[Axes] = None, *, fmt: str = "{:.4g}",
     if any(layout.inputs[i] for i in range(n) if layout.column[i] == 0):
         x_lo -= _OP_X
     x_hi = max(xs) + _BOX_W / 2 + 0.25
-    y_lo, y_hi = min(ys) - _BOX_H / 2 - 0.3, max(ys) + _BOX_H / 2 + 0.3
+    bend_rows = [r for chain in layout.bends.values() for _, r in chain]
+    y_lo = min(ys + bend_rows) - _BOX_H / 2 - 0.3
+    y_hi = max(ys + bend_rows) + _BOX_H / 2 + 0.3
     width, height = (x_hi - x_lo) * _INCH_X, (y_hi - y_lo) * _INCH_Y
     if title:
         height += 0.35
@@ -367,16 +472,21 @@ def draw_graph(root: Any, ax: Optional[Axes] = None, *, fmt: str = "{:.4g}",
                 fontsize=size * (1.1 if len(op) <= 2 else 0.95 if len(op) <= 3 else 0.75))
         _arrow(ax, (ox + _OP_R, y), (x - _BOX_W / 2, y), 0.0, scale)
         seen: dict[int, int] = {}
-        for j in ins:
-            k = seen.get(j, 0)
-            seen[j] = k + 1
-            rad = 0.0 if ins.count(j) == 1 else (0.35 if k == 0 else -0.35)
-            start = (xs[j] + _BOX_W / 2, ys[j])
+        for k, j in enumerate(ins):
+            repeat = seen.get(j, 0)
+            seen[j] = repeat + 1
+            rad = 0.0 if ins.count(j) == 1 else (0.35 if repeat == 0 else -0.35)
+            points = [(xs[j] + _BOX_W / 2, ys[j])]
+            for c, r in layout.bends.get((i, k), []):   # through skipped columns
+                points += [(c * _COLUMN - _BOX_W / 2, r), (c * _COLUMN + _BOX_W / 2, r)]
             # aim at the circle's rim, from the side the input comes from
-            dx, dy = start[0] - ox, start[1] - y
+            dx, dy = points[-1][0] - ox, points[-1][1] - y
             d = math.hypot(dx, dy) or 1.0
             end = (ox + _OP_R * dx / d, y + _OP_R * _INCH_X / _INCH_Y * dy / d)
-            _arrow(ax, start, end, rad, scale)
+            if len(points) == 1:
+                _arrow(ax, points[0], end, rad, scale)
+            else:
+                _polyline_arrow(ax, points + [end], scale)
     ax.graph_drawing = drawing
     return fig
 
@@ -387,3 +497,10 @@ def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float],
         start, end, arrowstyle="-|>", mutation_scale=10 * scale,
         connectionstyle=f"arc3,rad={rad}", color="#777777", linewidth=1.0,
         shrinkA=0, shrinkB=0, zorder=2))
+
+
+def _polyline_arrow(ax: Axes, points: list[tuple[float, float]], scale: float) -> None:
+    path = Path(points, [Path.MOVETO] + [Path.LINETO] * (len(points) - 1))
+    ax.add_patch(FancyArrowPatch(
+        path=path, arrowstyle="-|>", mutation_scale=10 * scale, color="#777777",
+        linewidth=1.0, shrinkA=0, shrinkB=0, zorder=2, joinstyle="round"))
