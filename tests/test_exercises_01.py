@@ -304,7 +304,7 @@ def test_sigmoid_max_reference_passes(answer):
     (0.25, "two numbers", "type"),
     ((0.0, 0.25, 1.0), "two numbers", "type"),
     ((0.0, "0.25"), None, "type"),
-    (None, None, "none"),
+    (None, None, "not_attempted"),
     (lambda z: z, "the answer itself", "type"),
 ])
 def test_sigmoid_max_rejects_wrong_answers(answer, hint, kind):

@@ -288,8 +288,8 @@ def _check_sigmoid_prime(answer: Any, rng: np.random.Generator) -> str:
 )
 def _check_sigmoid_max(answer: Any, rng: np.random.Generator) -> str:
     if answer is None:
-        raise CheckFailure("sigmoid_prime_max is None: set it to a tuple "
-                           "(z_at_max, max_value)", kind="none")
+        raise CheckFailure("not attempted yet: set sigmoid_prime_max to a tuple "
+                           "(z_at_max, max_value)", kind="not_attempted")
     if callable(answer):
         raise CheckFailure(
             "sigmoid_prime_max should be a tuple of two numbers, got a function",
