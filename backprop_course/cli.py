@@ -1,0 +1,190 @@
+"""The ``backprop-course`` command: release exercises, track progress, grade.
+
+    backprop-course list                         every exercise and its notebook
+    backprop-course release [--check] [--force]  make exercises/ from solutions/
+    backprop-course progress [DIR]               run your exercise notebooks, scorecard
+    backprop-course grade SUB.ipynb... --csv OUT grade submissions, one row per exercise
+
+Exit status: 0 all well; 1 something to act on (stale or refused files, a
+failed exercise); 2 bad input (missing folder, a file that is not a notebook).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _err(text: str) -> None:
+    print(f"backprop-course: {text}", file=sys.stderr, flush=True)
+
+
+def _ensure_utf8() -> None:
+    """✔ and ✘ must not crash a console with a legacy encoding."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if (stream.encoding or "").lower().replace("-", "") != "utf8":
+                stream.reconfigure(errors="replace")
+        except (AttributeError, ValueError):
+            pass
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from backprop_course.exercises import registry
+    exercises = registry.all_exercises()
+    if not exercises:
+        _out("No exercises are registered yet.")
+        return 0
+    width = max(len(ex.id) for ex in exercises)
+    for ex in exercises:
+        _out(f"{ex.id.ljust(width)}  {ex.notebook}.ipynb  {ex.title}  (defines `{ex.answer}`)")
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from backprop_course.exercises import registry
+    from backprop_course.exercises.release import ReleaseError, release
+    try:
+        known = [ex.id for ex in registry.all_exercises()]
+        report = release(args.solutions, args.exercises, check=args.check, force=args.force,
+                         known_ids=known)
+    except ReleaseError as exc:
+        _err(str(exc))
+        return 2
+    if args.check:
+        if report.stale:
+            _err("exercises/ is out of date with solutions/; run `backprop-course "
+                 "release` and commit the result. Stale:")
+            for p in report.stale:
+                why = ("has no source in " + str(args.solutions)) if p in report.orphans \
+                    else ("missing" if not p.exists() else "differs from what release makes")
+                _err(f"  {p}: {why}")
+            return 1
+        _out(f"exercises/ is up to date ({len(report.unchanged)} notebooks).")
+        return 0
+    for p in report.written:
+        _out(f"wrote {p}")
+    for original, backup in report.backups:
+        _out(f"{original} had your edits: saved them as {backup} before replacing it")
+    for p in report.orphans:
+        _out(f"note: {p} has no source in {args.solutions} (left as it is)")
+    if report.unchanged and not report.written:
+        _out(f"exercises/ already up to date ({len(report.unchanged)} notebooks).")
+    if report.refused:
+        for p in report.refused:
+            _err(f"refused to overwrite {p}: it was edited after release made it "
+                 "(your work?). Rename it, or run `backprop-course release --force` "
+                 "to replace it (a .bak copy is kept).")
+        return 1
+    return 0
+
+
+def _split(values: Sequence[str] | None) -> list[str]:
+    return [v for item in values or () for v in item.split(",") if v]
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    from backprop_course.exercises.grading import progress
+    directory = Path(args.dir)
+    if not directory.is_dir():
+        _err(f"no folder {directory}: pass the folder that holds your exercise notebooks, "
+             "e.g. `backprop-course progress exercises`")
+        return 2
+    try:
+        reports = progress(directory, timeout=args.timeout, cell_timeout=args.cell_timeout,
+                           check_modules=_split(args.checks), extra_paths=args.path or ())
+    except FileNotFoundError as exc:
+        _err(str(exc))
+        return 2
+    results = [r for rep in reports for r in rep.results]
+    return 0 if results and all(r.passed for r in results) else 1
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from backprop_course.exercises.grading import grade
+    missing = [s for s in args.submissions if not Path(s).exists()]
+    for s in missing:
+        _err(f"warning: {s} does not exist (reported in the CSV as not gradable)")
+    if args.csv is not None:
+        parent = Path(args.csv).resolve().parent
+        if not parent.is_dir():
+            _err(f"cannot write {args.csv}: no folder {parent}")
+            return 2
+    grade(args.submissions, args.csv, timeout=args.timeout, cell_timeout=args.cell_timeout,
+          check_modules=_split(args.checks), extra_paths=args.path or ())
+    if args.csv:
+        _out(f"wrote {args.csv}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backprop-course",
+        description="Exercises for the backprop course: release, progress, grading.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list every exercise with its notebook")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("release", help="generate exercises/ from solutions/",
+                       description="Turn solutions/*.ipynb into exercises/*.ipynb: answers "
+                       "become `raise NotImplementedError` stubs, outputs are cleared.")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if exercises/ is out of date (for CI)")
+    p.add_argument("--solutions", default="solutions", help="default: solutions")
+    p.add_argument("--exercises", default="exercises", help="default: exercises")
+    p.add_argument("--force", action="store_true",
+                   help="replace notebooks edited since release (a .bak copy is kept)")
+    p.set_defaults(func=cmd_release)
+
+    def run_options(p: argparse.ArgumentParser, timeout: float) -> None:
+        p.add_argument("--timeout", type=float, default=timeout,
+                       help=f"seconds for a whole notebook (default {timeout:g})")
+        p.add_argument("--cell-timeout", type=float, default=60,
+                       help="seconds for one cell (default 60)")
+        p.add_argument("--checks", action="append", metavar="MODULE",
+                       help="also import this module of extra checks (instructors)")
+        p.add_argument("--path", action="append", metavar="DIR",
+                       help="add DIR to sys.path when importing --checks")
+
+    p = sub.add_parser("progress", help="run your exercise notebooks and show a scorecard")
+    p.add_argument("dir", nargs="?", default="exercises",
+                   help="folder of exercise notebooks (default: exercises)")
+    run_options(p, 300)
+    p.set_defaults(func=cmd_progress)
+
+    p = sub.add_parser("grade", help="grade submitted notebooks into a CSV",
+                       description="Run each submission in its own kernel and grade it "
+                       "with the course's own checks. CSV columns: submission, exercise, "
+                       "passed, message.")
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSION.ipynb")
+    p.add_argument("--csv", metavar="OUT", help="write the grades here")
+    run_options(p, 300)
+    p.set_defaults(func=cmd_grade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _ensure_utf8()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except ImportError as exc:         # a broken check module: loud, but no traceback wall
+        _err(str(exc))
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
