@@ -28,12 +28,13 @@ detector           fires when (``got`` wrong, ``expected`` right)
 ``"sign"``         got ≈ -expected
 ``"transpose"``    got.T ≈ expected (shape or values)
 ``"batch_sum"``    got has an extra batch axis and got.sum(0) ≈ expected
-``"wrong_axis"``   same number of axes, different shape (summed the wrong axis?)
+``"wrong_axis"``   both 1-D, different lengths (summed over the wrong axis?)
 ``"batch_mean"``   got ≈ expected / batch or expected * batch (mean vs sum)
 ``"factor"``       got ≈ c·expected for one constant c (2, 1/2, or any c for arrays)
 ``"zero"``         got is all zeros and expected is not
 ``"constant"``     got is the same as for earlier, different inputs (hard-coded?)
 ``overwrote(p)``   got ≈ p, the last contribution only (``=`` instead of ``+=``)
+``missing_factor`` got ≈ expected / f: the chain-rule factor f left out
 ``equals(v, h)``   got ≈ v: the author names a specific wrong answer ``v``
 callable           ``f(got, expected) -> bool`` written by the check author
 =================  ==========================================================
@@ -61,7 +62,7 @@ from backprop_course.exercises.feedback import (
 
 __all__ = [
     "CheckFailure", "call", "close", "shape", "grad_of", "numerical_grad", "equals",
-    "overwrote", "Detector", "DETECTORS", "time_limit", "TimeLimitExceeded",
+    "overwrote", "missing_factor", "Detector", "DETECTORS", "time_limit", "TimeLimitExceeded",
 ]
 
 
@@ -361,7 +362,7 @@ def _is_batch_sum(got, expected):
 
 def _is_wrong_axis(got, expected):
     g, e = np.asarray(got), np.asarray(expected)
-    return g.ndim == e.ndim and g.ndim >= 1 and g.shape != e.shape and g.shape != e.T.shape
+    return g.ndim == e.ndim == 1 and g.shape != e.shape
 
 
 def _is_factor(got, expected):
@@ -422,6 +423,23 @@ def overwrote(partial: Any, hint: str | None = None) -> Detector:
         "overwrote instead of accumulating: this is only the last contribution. "
         "A node used twice gets the sum of both gradients: use `+=`, not `=`"),
         name="overwrote")
+
+
+def missing_factor(factor: Any, name: str = "the upstream gradient",
+                   expected: Any = None) -> Detector:
+    """Fires when got ≈ expected / ``factor``: the chain-rule factor ``name`` was left out.
+
+    Pass ``expected`` (the right answer) when the detector is used outside
+    :func:`close`'s own comparison; otherwise ``close`` supplies it.
+    """
+    f = np.asarray(factor, dtype=np.float64)
+
+    def test(got: np.ndarray, exp: np.ndarray) -> bool:
+        ref = np.asarray(exp if expected is None else expected, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            return bool(np.all(np.abs(f) > 1e-12)) and not _near(f, 1.0) and _near(got, ref / f)
+    return Detector("missing_factor", test,
+                    f"a factor of the chain rule left out: multiply by {name}")
 
 
 def _detectors(hint_if: Any) -> list[tuple[Detector, str]]:
@@ -505,7 +523,7 @@ def _fmt(a: np.ndarray) -> str:
 
 def close(got: Any, expected: Any, *, what: str = "your result", rtol: float = 1e-6,
           atol: float = 1e-8, hint_if: Any = None, hint: str | None = None,
-          batch: int | None = None, check_dtype: bool = True) -> None:
+          batch: int | None = None, base: Any = None, check_dtype: bool = True) -> None:
     """Raise :class:`CheckFailure` unless ``got`` matches ``expected`` to ``rtol``/``atol``.
 
     ``got`` may be a number or an ndarray; ``expected`` a number, ndarray,
@@ -515,6 +533,12 @@ def close(got: Any, expected: Any, *, what: str = "your result", rtol: float = 1
     (whole arrays when small, else the worst entry) and the relative error;
     ``hint_if`` (see the module docs), then the built-in detectors, then
     ``batch`` (the batch size, for mean-vs-sum), then ``hint`` supply the hint.
+
+    ``base`` is what the result accumulates onto (a ``.grad`` that held
+    ``base`` before the learner's code added to it): a result equal to
+    ``expected - base`` is diagnosed as overwriting instead of accumulating,
+    and the other detectors look at the contributions ``got - base`` and
+    ``expected - base``.
     """
     g = _as_number_array(got, what, "got")
     e = np.asarray(_as_number_array(expected, what, "expected"))
@@ -529,7 +553,8 @@ def close(got: Any, expected: Any, *, what: str = "your result", rtol: float = 1
             hint="return a number: `float(x)`, `x.item()`, or index the one entry",
             kind="shape")
     if g.shape != e.shape:
-        diag = _diagnose(g, e, hint_if, batch)
+        diag = _CONSTANT_HINT if _constant_seen(what, g, e) else None
+        diag = diag or _diagnose(g, e, hint_if, batch)
         raise CheckFailure(
             f"{what} has the wrong shape: expected {e.shape}, got {g.shape}",
             hint=diag or hint, kind="shape")
@@ -549,16 +574,24 @@ def close(got: Any, expected: Any, *, what: str = "your result", rtol: float = 1
     if ok:
         _state.seen.append((what.split("(")[0], gf.copy(), ef.copy()))
         return
-    diag = _diagnose(gf, ef, hint_if, batch)
-    if diag is None and _constant_seen(what, gf, ef):
-        diag = _CONSTANT_HINT
+    diag = _CONSTANT_HINT if _constant_seen(what, gf, ef) else None
+    if diag is None and base is not None:
+        b = np.broadcast_to(np.asarray(base, dtype=np.float64), ef.shape)
+        if _nonzero(b) and _near(gf, ef - b):
+            diag = overwrote(0.0).hint
+        else:
+            diag = _diagnose(gf - b, ef - b, hint_if, batch)
+    diag = diag or _diagnose(gf, ef, hint_if, batch)
     raise CheckFailure(_mismatch(what, gf, ef), hint=diag or hint, kind="wrong")
 
 
 def _constant_seen(what: str, got: np.ndarray, expected: np.ndarray) -> bool:
+    """True if an earlier comparison of the same quantity got exactly this, rightly."""
     key = what.split("(")[0]
+    got = np.asarray(got, dtype=np.float64)
     return any(k == key and g.shape == got.shape and np.array_equal(g, got)
-               and not _near(e, expected) for k, g, e in _state.seen)
+               and not (e.shape == expected.shape and _near(e, expected))
+               for k, g, e in _state.seen)
 
 
 def _mismatch(what: str, got: np.ndarray, expected: np.ndarray) -> str:

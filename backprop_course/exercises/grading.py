@@ -165,13 +165,14 @@ def _write_result(path: str, payload: dict) -> None:
 
 def grade_in_kernel(namespace: dict, exercise_ids: Sequence[str] | None,
                     check_modules: Sequence[str], baseline: dict, nonce: str,
-                    out_path: str, extra: Sequence[str] = ()) -> None:
+                    out_path: str, extra: dict | None = None) -> None:
     """Run the official checks on ``namespace`` (the notebook's globals).
 
     Called by the grader's cell in the submission's kernel, from a freshly
     imported copy of this module. Writes ``{"nonce", "results", "tampered"}``
-    as JSON to ``out_path``. ``extra`` names optional in-kernel extras
-    (``"mutants"``: also run the wrong-variant analysis of mutants.py).
+    as JSON to ``out_path``. ``extra`` asks for optional in-kernel extras:
+    ``{"mutants": "solutions/NN.ipynb"}`` also runs the wrong-variant analysis
+    of mutants.py on that (executed) solutions notebook.
     """
     from backprop_course.exercises import expect, run_check
 
@@ -218,9 +219,10 @@ def grade_in_kernel(namespace: dict, exercise_ids: Sequence[str] | None,
     payload: dict[str, Any] = {"nonce": nonce, "results": results,
                                "tampered": sorted(set(tampered)),
                                "chosen": [ex.id for ex in chosen]}
-    if "mutants" in extra and not tampered:
+    if extra and extra.get("mutants") and not tampered:
         from backprop_course.exercises import mutants
-        payload["mutants"] = mutants.analyse(namespace, [ex.id for ex in chosen])
+        payload["mutants"] = mutants.analyse(namespace, [ex.id for ex in chosen],
+                                             extra["mutants"])
     _write_result(out_path, payload)
 
 
@@ -285,7 +287,7 @@ def _rows_for_error(ids: list[str] | None, message: str, status: str = "error"
 
 def run_submission(path: Path | str, *, timeout: float = 300, cell_timeout: float = 60,
                    grade_timeout: float | None = None, check_modules: Sequence[str] = (),
-                   extra_paths: Sequence[str] = (), extra: Sequence[str] = ()
+                   extra_paths: Sequence[str] = (), extra: dict | None = None
                    ) -> SubmissionReport:
     """Execute one notebook in a fresh kernel, then grade it there. Never raises."""
     import nbformat
@@ -351,7 +353,7 @@ def run_submission(path: Path | str, *, timeout: float = 300, cell_timeout: floa
                 source = _GRADER_CELL.format(
                     mods=tuple(check_modules), paths=tuple(str(p) for p in extra_paths),
                     ids=ids, baseline=baseline, nonce=nonce, out=out_path,
-                    extra=tuple(extra))
+                    extra=dict(extra or {}))
                 grader = nbformat.v4.new_code_cell(source)
                 n_ex = len(ids) if ids else len(registry.all_exercises())
                 budget = grade_timeout if grade_timeout else 60 + 30 * n_ex

@@ -1,0 +1,272 @@
+"""Wrong variants of the solutions: proof that each check can fail, and fail helpfully.
+
+For every exercise, the solution's ``# BEGIN SOLUTION`` region is mutated the
+way learners usually get it wrong, one site at a time, and each variant is
+run through the exercise's check:
+
+=============  ============================================  ===================
+mutation       what changes                                 expected hint
+=============  ============================================  ===================
+sign           ``return -(v)``, ``x = -(...)``, ``+=``↔``-=``  mentions "sign"
+transpose      ``a.T`` → ``a`` (also ``.transpose()``)      mentions "transpose"
+axis           ``axis=0`` ↔ ``axis=1``                       "axis" / "batch"
+accumulate     ``g += v`` → ``g = v``                        "accumulat" / "overwr"
+factor         ``a * b`` → ``a`` and → ``b``                 "factor"
+constant       the function returns its first result always  any failure
+=============  ============================================  ===================
+
+A variant is *caught* when its check fails; *caught with the expected hint*
+when the failure's hint also names the mistake. Some variants cannot be
+caught because they compute the same thing (flipping the sign of a step ``h``
+in a central difference); they are listed so the author can judge.
+
+Runs where the solutions notebook has been executed (see
+``grading.run_submission(..., extra={"mutants": path})``), because the
+mutated cell needs the names the notebook defined.
+"""
+from __future__ import annotations
+
+import ast
+import contextlib
+import copy
+import io
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from backprop_course.exercises.release import BEGIN, END, EXERCISE_LINE
+
+EXPECTED_HINT: dict[str, tuple[str, ...]] = {
+    "sign": ("sign",),
+    "transpose": ("transpose",),
+    "axis": ("axis", "batch", "summed"),
+    "accumulate": ("accumulat", "overwr", "+="),
+    "factor": ("factor",),
+    "constant": (),          # any failure will do
+}
+
+
+@dataclass
+class MutantResult:
+    exercise: str
+    mutation: str
+    line: str          # the mutated line, for the report
+    caught: bool
+    hinted: bool       # caught, and the hint names the mistake
+    verdict: str
+
+
+# ----------------------------------------------------------------- regions
+def exercise_cells(nb: Any) -> dict[str, tuple[str, set[int]]]:
+    """{exercise id: (cell source, line numbers inside solution regions)}."""
+    found = {}
+    for cell in nb["cells"]:
+        if cell.get("cell_type") != "code":
+            continue
+        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        first = src.lstrip("\n").split("\n", 1)[0].strip()
+        m = EXERCISE_LINE.match(first)
+        if not m:
+            continue
+        lines, inside = set(), False
+        for n, line in enumerate(src.split("\n"), 1):
+            if line.strip() == BEGIN:
+                inside = True
+            elif line.strip() == END:
+                inside = False
+            elif inside:
+                lines.add(n)
+        found[m.group(1)] = (src, lines)
+    return found
+
+
+# ----------------------------------------------------------------- mutations
+def _blank_magics(src: str) -> str:
+    return "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln
+                     for ln in src.split("\n"))
+
+
+def _in_region(node: ast.AST, lines: set[int]) -> bool:
+    return getattr(node, "lineno", None) in lines
+
+
+def _neg(value: ast.expr) -> ast.expr:
+    return ast.UnaryOp(op=ast.USub(), operand=value)
+
+
+def _returned_names(tree: ast.AST) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Return) and node.value is not None:
+            for sub in ast.walk(node.value):
+                if isinstance(sub, ast.Name):
+                    names.add(sub.id)
+    return names
+
+
+def _sites(tree: ast.AST, lines: set[int]) -> Iterator[tuple[str, tuple, Callable]]:
+    """(mutation, site key, apply(node) -> replacement or None to edit in place)."""
+    returned = _returned_names(tree)
+    for node in ast.walk(tree):
+        if not _in_region(node, lines):
+            continue
+        key = (type(node).__name__, node.lineno, node.col_offset)
+        if isinstance(node, ast.Return) and node.value is not None:
+            if isinstance(node.value, ast.Tuple):
+                for i in range(len(node.value.elts)):
+                    def flip(n: ast.Return, i: int = i) -> None:
+                        n.value.elts[i] = _neg(n.value.elts[i])
+                    yield "sign", key + (i,), flip
+            else:
+                yield "sign", key, lambda n: setattr(n, "value", _neg(n.value))
+        elif isinstance(node, ast.AugAssign):
+            if isinstance(node.op, (ast.Add, ast.Sub)):
+                yield "sign", key, lambda n: setattr(
+                    n, "op", ast.Sub() if isinstance(n.op, ast.Add) else ast.Add())
+            if isinstance(node.op, ast.Add):
+                yield "accumulate", key, lambda n: ast.Assign(
+                    targets=[n.target], value=n.value, lineno=n.lineno)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if (isinstance(target, (ast.Attribute, ast.Subscript))
+                    or (isinstance(target, ast.Name) and target.id in returned)):
+                yield "sign", key, lambda n: setattr(n, "value", _neg(n.value))
+        elif isinstance(node, ast.Attribute) and node.attr == "T":
+            yield "transpose", key, lambda n: n.value
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "transpose" and not node.args):
+            yield "transpose", key, lambda n: n.func.value
+        elif isinstance(node, ast.keyword) and node.arg == "axis" \
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, int):
+            other = {0: 1, 1: 0, -1: 0}.get(node.value.value, 0)
+            yield "axis", key, lambda n, o=other: setattr(n, "value", ast.Constant(o))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+            yield "factor", key + ("left",), lambda n: n.left
+            yield "factor", key + ("right",), lambda n: n.right
+
+
+def _key_of(node: ast.AST) -> tuple:
+    return (type(node).__name__, getattr(node, "lineno", -1), getattr(node, "col_offset", -1))
+
+
+def mutate(src: str, lines: set[int]) -> list[tuple[str, str, str]]:
+    """Every single-site variant of ``src``: (mutation, mutated line, new source)."""
+    base = ast.parse(_blank_magics(src))
+    variants = []
+    for kind, key, apply in list(_sites(base, lines)):
+        tree = ast.parse(_blank_magics(src))
+        done = False
+        for parent in ast.walk(tree):
+            for field, value in ast.iter_fields(parent):
+                items = value if isinstance(value, list) else [value]
+                for idx, child in enumerate(items):
+                    if done or not isinstance(child, ast.AST):
+                        continue
+                    if key[:3] != _key_of(child) or not _in_region(child, lines):
+                        continue
+                    new = apply(child)
+                    if new is not None:
+                        if isinstance(value, list):
+                            value[idx] = new
+                        else:
+                            setattr(parent, field, new)
+                    done = True
+        if not done:
+            continue
+        ast.fix_missing_locations(tree)
+        try:
+            new_src = ast.unparse(tree)
+        except Exception:
+            continue
+        line = ""
+        for node in ast.walk(tree):
+            if _key_of(node) == key[:3] or getattr(node, "lineno", None) == key[1]:
+                if isinstance(node, ast.stmt):
+                    line = ast.unparse(node).split("\n")[0]
+                    break
+        variants.append((kind, line, new_src))
+    return variants
+
+
+class _FirstResult:
+    """The 'constant' variant: returns whatever the solution returned the first time."""
+
+    def __init__(self, fn: Callable):
+        self.fn, self.result, self.called = fn, None, False
+        self.__name__ = getattr(fn, "__name__", "answer")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.called:
+            self.result, self.called = self.fn(*args, **kwargs), True
+        return copy.deepcopy(self.result)
+
+
+# ----------------------------------------------------------------- analysis
+def _hinted(kind: str, verdict: Any) -> bool:
+    words = EXPECTED_HINT[kind]
+    text = f"{verdict.hint or ''} {verdict.message}".lower()
+    return not words or any(w in text for w in words)
+
+
+def analyse(namespace: dict, exercise_ids: Sequence[str], notebook_path: str,
+            seed: int = 12345) -> list[dict]:
+    """Run every wrong variant of every exercise's solution through its check.
+
+    ``namespace`` holds the names the executed solutions notebook defined.
+    Returns one dict per variant (see :class:`MutantResult`).
+    """
+    from backprop_course.exercises import expect, registry, run_check
+
+    nb = json.loads(Path(notebook_path).read_text(encoding="utf-8"))
+    cells = exercise_cells(nb)
+    results: list[MutantResult] = []
+    for ex_id in exercise_ids:
+        if ex_id not in cells:
+            continue
+        ex = registry.get(ex_id)
+        src, lines = cells[ex_id]
+        variants = [(k, line, s) for k, line, s in mutate(src, lines)]
+        variants.append(("constant", "(returns its first result every time)", None))
+        for kind, line, new_src in variants:
+            ns = dict(namespace)
+            try:
+                with contextlib.redirect_stdout(io.StringIO()), \
+                        contextlib.redirect_stderr(io.StringIO()), expect.time_limit(30):
+                    if new_src is None:
+                        answer: Any = _FirstResult(namespace[ex.answer])
+                    else:
+                        exec(compile(new_src, f"<{ex_id} {kind} variant>", "exec"), ns)
+                        answer = ns[ex.answer]
+                    verdict = run_check(ex_id, answer, seed=seed)
+            except BaseException as exc:   # the variant broke the cell itself: caught
+                results.append(MutantResult(ex_id, kind, line, True, kind == "constant",
+                                            f"the variant's cell raised {type(exc).__name__}"))
+                continue
+            results.append(MutantResult(
+                ex_id, kind, line, not verdict.passed,
+                (not verdict.passed) and _hinted(kind, verdict), verdict.line()))
+    return [asdict(r) for r in results]
+
+
+def summarize(rows: Sequence[dict]) -> str:
+    """A table per exercise: variants, caught, caught with the expected hint; survivors."""
+    if not rows:
+        return "no wrong variants"
+    out = []
+    by_ex: dict[str, list[dict]] = {}
+    for r in rows:
+        by_ex.setdefault(r["exercise"], []).append(r)
+    total = caught = hinted = 0
+    for ex_id, rs in by_ex.items():
+        c, h = sum(r["caught"] for r in rs), sum(r["hinted"] for r in rs)
+        total, caught, hinted = total + len(rs), caught + c, hinted + h
+        out.append(f"{ex_id:<28} {len(rs):>3} variants  {c:>3} caught  {h:>3} with the "
+                   f"expected hint")
+        for r in rs:
+            if not r["caught"]:
+                out.append(f"    survived: {r['mutation']}: {r['line']}")
+    out.append(f"{'total':<28} {total:>3} variants  {caught:>3} caught "
+               f"({caught / total:.0%})  {hinted:>3} with the expected hint "
+               f"({hinted / total:.0%})")
+    return "\n".join(out)
