@@ -4,6 +4,7 @@
     backprop-course release [--check] [--force]  make exercises/ from solutions/
     backprop-course progress [DIR]               run your exercise notebooks, scorecard
     backprop-course grade SUB.ipynb... --csv OUT grade submissions, one row per exercise
+    backprop-course mutants [SOLUTION.ipynb...]  authors: do the checks catch wrong variants?
 
 Exit status: 0 all well; 1 something to act on (stale or refused files, a
 failed exercise); 2 bad input (missing folder, a file that is not a notebook).
@@ -11,6 +12,7 @@ failed exercise); 2 bad input (missing folder, a file that is not a notebook).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -41,8 +43,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         _out("No exercises are registered yet.")
         return 0
     width = max(len(ex.id) for ex in exercises)
+    nb_width = max(len(ex.notebook) for ex in exercises) + len(".ipynb")
     for ex in exercises:
-        _out(f"{ex.id.ljust(width)}  {ex.notebook}.ipynb  {ex.title}  (defines `{ex.answer}`)")
+        _out(f"{ex.id.ljust(width)}  {(ex.notebook + '.ipynb').ljust(nb_width)}  "
+             f"{ex.title}  (defines `{ex.answer}`)")
     return 0
 
 
@@ -122,6 +126,29 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mutants(args: argparse.Namespace) -> int:
+    from backprop_course.exercises import mutants
+    from backprop_course.exercises.grading import run_submission
+    paths = [Path(p) for p in args.notebooks] or sorted(Path(args.solutions).glob("*.ipynb"))
+    if not paths:
+        _err(f"no solutions notebooks found (looked in {args.solutions})")
+        return 2
+    rows: list[dict] = []
+    for path in paths:
+        if not path.is_file():
+            _err(f"no notebook {path}")
+            return 2
+        rep = run_submission(path, timeout=args.timeout, cell_timeout=args.cell_timeout,
+                             check_modules=_split(args.checks), extra_paths=args.path or (),
+                             extra={"mutants": str(path.resolve())})
+        bad = [r for r in rep.results if not r.passed]
+        for r in bad:
+            _err(f"{path.name}: the solution itself fails {r.exercise}: {r.message}")
+        rows += rep.extras.get("mutants", [])
+    _out(mutants.summarize(rows))
+    return 0 if rows and all(r["caught"] for r in rows) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backprop-course",
@@ -166,6 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="OUT", help="write the grades here")
     run_options(p, 300)
     p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("mutants", help="authors: do the checks catch wrong variants?",
+                       description="Run deliberately wrong variants of each solution "
+                       "(sign flipped, transpose dropped, wrong axis, = for +=, a factor "
+                       "left out, a constant) through the checks; list the survivors.")
+    p.add_argument("notebooks", nargs="*", metavar="SOLUTION.ipynb",
+                   help="default: every notebook in --solutions")
+    p.add_argument("--solutions", default="solutions", help="default: solutions")
+    run_options(p, 300)
+    p.set_defaults(func=cmd_mutants)
     return parser
 
 
@@ -181,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except BrokenPipeError:            # `backprop-course list | head`
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except ImportError as exc:         # a broken check module: loud, but no traceback wall
         _err(str(exc))
         return 2

@@ -105,6 +105,13 @@ def _returned_names(tree: ast.AST) -> set[str]:
     return names
 
 
+def _numeric(value: ast.expr) -> bool:
+    """False for expressions that are surely not numbers (tuples, lists, strings...)."""
+    return not isinstance(value, (ast.Tuple, ast.List, ast.Dict, ast.Set, ast.JoinedStr,
+                                  ast.ListComp, ast.DictComp, ast.SetComp)) and not (
+        isinstance(value, ast.Constant) and not isinstance(value.value, (int, float)))
+
+
 def _sites(tree: ast.AST, lines: set[int]) -> Iterator[tuple[str, tuple, Callable]]:
     """(mutation, site key, apply(node) -> replacement or None to edit in place)."""
     returned = _returned_names(tree)
@@ -114,11 +121,14 @@ def _sites(tree: ast.AST, lines: set[int]) -> Iterator[tuple[str, tuple, Callabl
         key = (type(node).__name__, node.lineno, node.col_offset)
         if isinstance(node, ast.Return) and node.value is not None:
             if isinstance(node.value, ast.Tuple):
-                for i in range(len(node.value.elts)):
+                for i, elt in enumerate(node.value.elts):
+                    if not _numeric(elt):
+                        continue
+
                     def flip(n: ast.Return, i: int = i) -> None:
                         n.value.elts[i] = _neg(n.value.elts[i])
                     yield "sign", key + (i,), flip
-            else:
+            elif _numeric(node.value):
                 yield "sign", key, lambda n: setattr(n, "value", _neg(n.value))
         elif isinstance(node, ast.AugAssign):
             if isinstance(node.op, (ast.Add, ast.Sub)):
@@ -129,7 +139,8 @@ def _sites(tree: ast.AST, lines: set[int]) -> Iterator[tuple[str, tuple, Callabl
                     targets=[n.target], value=n.value, lineno=n.lineno)
         elif isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
-            if (isinstance(target, (ast.Attribute, ast.Subscript))
+            if _numeric(node.value) and (
+                    isinstance(target, (ast.Attribute, ast.Subscript))
                     or (isinstance(target, ast.Name) and target.id in returned)):
                 yield "sign", key, lambda n: setattr(n, "value", _neg(n.value))
         elif isinstance(node, ast.Attribute) and node.attr == "T":

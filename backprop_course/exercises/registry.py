@@ -126,8 +126,15 @@ def load_lessons() -> None:
     global _loaded
     if _loaded:
         return
-    for name in LESSON_MODULES:
-        full = f"{__package__}.{name}"
+    import_modules(__package__, LESSON_MODULES)
+    _loaded = True
+
+
+def import_modules(package: str, names: Sequence[str]) -> list[str]:
+    """Import ``package.name`` for each name whose file exists; return those imported."""
+    imported = []
+    for name in names:
+        full = f"{package}.{name}"
         if importlib.util.find_spec(full) is None:
             continue  # that lesson's checks have not been written yet
         try:
@@ -136,7 +143,8 @@ def load_lessons() -> None:
             raise ImportError(
                 f"the exercise checks in {full} failed to import: "
                 f"{type(exc).__name__}: {exc}") from exc
-    _loaded = True
+        imported.append(full)
+    return imported
 
 
 def get(exercise_id: str) -> Exercise:

@@ -11,10 +11,11 @@ Outputs and execution counts are cleared; cells that call ``check(`` (or that
 would raise at top level) get the ``raises-exception`` tag, so Run All shows
 every verdict; cells tagged ``solution-only`` are left out.
 
-A learner's edits are never overwritten: every generated notebook records a
+A learner's work is never overwritten: every generated notebook records a
 hash of its cells' sources in ``metadata.backprop_course.release_hash``; if
-the file on disk no longer matches its own hash, it was edited, and release
-refuses (or, with ``force``, keeps a ``.bak-<time>.ipynb`` copy first).
+the file on disk no longer matches its own hash (a cell was edited) or holds
+outputs (it was run), release refuses (or, with ``force``, keeps a
+``<name>.bak-<time>.ipynb`` copy first).
 """
 from __future__ import annotations
 
@@ -227,11 +228,17 @@ def read_notebook(path: Path):
 
 
 def learner_edited(path: Path) -> bool:
-    """True if the exercise notebook at ``path`` differs from what release wrote there."""
+    """True if the notebook at ``path`` holds a learner's work: edited cells or outputs.
+
+    Opening and saving a notebook changes its metadata, not its cells, so
+    that alone does not count.
+    """
     try:
         nb = read_notebook(path)
     except ReleaseError:
         return True                     # unreadable: treat as the learner's, keep it
+    if any(cell.get("outputs") for cell in nb.cells if cell.get("cell_type") == "code"):
+        return True
     recorded = nb.metadata.get(META_KEY, {}).get("release_hash")
     if not recorded:
         return True
