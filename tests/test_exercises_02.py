@@ -79,6 +79,11 @@ def _mul_sign(a, b, g):
     b.grad -= a.data * g
 
 
+def _mul_no_local(a, b, g):
+    a.grad += g
+    b.grad += g
+
+
 def _mul_only_a(a, b, g):
     a.grad += b.data * g
 
@@ -98,6 +103,7 @@ def test_mul_reference_passes():
     (_mul_no_upstream, "chain-rule factor is missing"),
     (_mul_sign, "sign error"),
     (_mul_only_a, "nothing was added"),
+    (_mul_no_local, "passed `grad` on unchanged"),
     (_mul_nie, "not attempted yet"),
 ])
 def test_mul_mistakes_fail_with_hint(body, needle):
@@ -159,6 +165,7 @@ def test_tanh_reference_passes():
     (lambda x, t, g: setattr(x, "grad", x.grad + (1 - t * t)), "chain-rule factor is missing"),
     (lambda x, t, g: setattr(x, "grad", x.grad - (1 - t * t) * g), "sign error"),
     (lambda x, t, g: None, "nothing was added"),
+    (lambda x, t, g: setattr(x, "grad", x.grad + g), "passed `grad` on unchanged"),
 ])
 def test_tanh_mistakes_fail_with_hint(body, needle):
     fails_with("02-tanh-backward", _tanh(body), needle)
@@ -176,7 +183,7 @@ def test_exp_reference_passes():
     (lambda x, e, g: setattr(x, "grad", x.grad + x.data * g), "not x"),
     (lambda x, e, g: setattr(x, "grad", x.grad + e), "chain-rule factor is missing"),
     (lambda x, e, g: setattr(x, "grad", x.grad - e * g), "sign error"),
-    (lambda x, e, g: setattr(x, "grad", x.grad + g), "expected"),
+    (lambda x, e, g: setattr(x, "grad", x.grad + g), "passed `grad` on unchanged"),
 ])
 def test_exp_mistakes_fail_with_hint(body, needle):
     fails_with("02-exp-backward", _exp(body), needle)
@@ -311,6 +318,12 @@ def sweep_seed_zero(root):
         node._backward(node.grad)
 
 
+def sweep_seed_minus_one(root):
+    root.grad = -1.0
+    for node in reversed(topo_ok(root)):
+        node._backward(node.grad)
+
+
 def sweep_root_only(root):
     root.grad = 1.0
     root._backward(root.grad)
@@ -335,6 +348,7 @@ def test_sweep_reference_passes():
     (sweep_not_reversed, "reversed(order)"),
     (sweep_not_reversed, "only the root passed"),
     (sweep_seed_zero, "seed the root"),
+    (sweep_seed_minus_one, "sign error"),
     (sweep_root_only, "only the root passed"),
     (sweep_grad_one_everywhere, "its OWN gradient"),
     (sweep_engine, "this exercise is to write the sweep"),

@@ -153,6 +153,10 @@ def _check_local(answer: Callable, rng: np.random.Generator, *, arity: int,
                 hint = ACCUMULATE_HINT
             elif _close(change, want[i]) and not _close(g, 1.0):
                 hint = UPSTREAM_HINT
+            elif _close(change, g) and not _close(want[i], 1.0):
+                hint = ("a chain-rule factor is missing: you passed `grad` on unchanged "
+                        "(the add gate's rule); multiply it by this gate's local "
+                        "derivative")
             else:
                 hint = _diagnose(change, g * want[i], g,
                                  {h: vals[i] for h, vals in mistakes.items()})
@@ -602,7 +606,10 @@ def _check_backward(answer: Any, rng: np.random.Generator) -> str:
                    f"expected {_fmt(ref[k].grad)} ({len(bad)} of {len(ref)} "
                    "gradients differ)")
             hint = None
-            if all(m.grad == 0.0 for m in mine):
+            if all(_close(m.grad, -r.grad) for m, r in zip(mine, ref)):
+                hint = ("sign error: every gradient has the wrong sign; the seed is "
+                        "root.grad = +1.0")
+            elif all(m.grad == 0.0 for m in mine):
                 hint = ("every gradient is 0: seed the root first, root.grad = 1.0 "
                         "(dL/dL = 1); with a 0 seed, 0 flows everywhere")
             else:
