@@ -167,8 +167,9 @@ def _check_linear_backward(affine_backward, rng):
     hints=[
         "ReLU is max(0, x): slope 1 where x > 0 and slope 0 where x <= 0. The gradient "
         "passes through unchanged where the unit was on and is blocked where it was off.",
-        "Multiply dout by the mask of where x > 0. At x == 0 exactly the course (like "
-        "PyTorch) takes the slope 0: use `>`, not `>=`.",
+        "Multiply dout by the mask of where x > 0 (the mask of relu(x) > 0 is the same "
+        "thing). At x == 0 exactly the course (like PyTorch) takes the slope 0: use `>`, "
+        "not `>=`.",
         "`x = cache`; `dx = dout * (x > 0)`. Do not change dout in place: it belongs "
         "to the layer above.",
     ],
