@@ -55,13 +55,13 @@ def run_check(exercise_id: str, answer: Any, *, seed: int | None = None,
                            f"your code ran for more than {limit:g} s and was stopped",
                            kind="timeout")
         except NotImplementedError as exc:
-            if learner_frame(exc.__traceback__) is not None:
+            if learner_frame(exc.__traceback__, _check_files(ex)) is not None:
                 return Verdict(ex.id, ex.title, False,
                                "not attempted yet: replace the `raise NotImplementedError` "
                                "line with your code", kind="not_attempted")
             return _internal(ex, exc)
         except Exception as exc:
-            if learner_frame(exc.__traceback__) is not None:   # raised in learner code
+            if learner_frame(exc.__traceback__, _check_files(ex)) is not None:
                 return Verdict(ex.id, ex.title, False,
                                f"your code raised {describe_exception(exc)}"
                                f"{where(exc.__traceback__)}",
@@ -72,6 +72,12 @@ def run_check(exercise_id: str, answer: Any, *, seed: int | None = None,
         summary = (f"{n} comparison{'s' * (n != 1)} on fresh random inputs" if n
                    else "all cases")
     return Verdict(ex.id, ex.title, True, summary.strip())
+
+
+def _check_files(ex: Exercise) -> tuple[str, ...]:
+    """The file the check is defined in: its frames are never the learner's."""
+    code = getattr(ex.check_fn, "__code__", None)
+    return (code.co_filename,) if code is not None else ()
 
 
 def _internal(ex: Exercise, exc: BaseException) -> Verdict:

@@ -32,6 +32,7 @@ detector           fires when (``got`` wrong, ``expected`` right)
 ``"batch_mean"``   got ≈ expected / batch or expected * batch (mean vs sum)
 ``"factor"``       got ≈ c·expected for one constant c (2, 1/2, or any c for arrays)
 ``"zero"``         got is all zeros and expected is not
+``"uniform"``      every entry of got is the same nonzero number (a placeholder?)
 ``"constant"``     got is the same as for earlier, different inputs (hard-coded?)
 ``overwrote(p)``   got ≈ p, the last contribution only (``=`` instead of ``+=``)
 ``missing_factor`` got ≈ expected / f: the chain-rule factor f left out
@@ -298,10 +299,11 @@ def _check_type(result: Any, returns: Any, label: str) -> None:
             ok = True
     if not ok:
         hint = None
-        if hasattr(result, "data") and float in wanted:
+        if isinstance(result, np.ndarray) and float in wanted:
+            hint = (f"this is an array of shape {result.shape}: return a single number "
+                    "(`float(...)` or `.item()`)")
+        elif hasattr(result, "data") and hasattr(result, "grad") and float in wanted:
             hint = "return the number itself: `.data` of a Value or `.item()` of a Tensor"
-        elif isinstance(result, np.ndarray) and float in wanted:
-            hint = f"this is an array of shape {result.shape}: return a single number"
         raise CheckFailure(
             f"{label} should return {_type_name(returns)}, "
             f"got {type(result).__name__}: {_short(result)}", hint=hint, kind="type")
@@ -379,6 +381,12 @@ def _is_zero(got, expected):
     return g.size > 0 and not _nonzero(g) and _nonzero(expected)
 
 
+def _is_uniform(got, expected):
+    g, e = np.ravel(got), np.ravel(expected)
+    return (g.size > 1 and _nonzero(g) and bool(np.all(g == g[0]))
+            and not np.allclose(e, e[0]))
+
+
 DETECTORS: dict[str, Detector] = {d.name: d for d in [
     Detector("sign", _is_sign,
              "the size is right but the sign is flipped: check the sign of every term "
@@ -398,6 +406,9 @@ DETECTORS: dict[str, Detector] = {d.name: d for d in [
     Detector("zero", _is_zero,
              "your result is all zeros: is the gradient ever written, or is an "
              "`np.zeros_like` returned unchanged?"),
+    Detector("uniform", _is_uniform,
+             "every entry of your result is the same number: a placeholder or a "
+             "hard-coded value left in?"),
 ]}
 
 _CONSTANT_HINT = ("you return the same value as for different inputs before: is the "

@@ -115,12 +115,18 @@ def is_checker_file(filename: str) -> bool:
     return path.startswith(_PACKAGE_DIR + os.sep)
 
 
-def learner_frame(tb: TracebackType | None) -> traceback.FrameSummary | None:
-    """The innermost traceback frame that is learner code (not backprop_course, numpy...)."""
+def learner_frame(tb: TracebackType | None, checker_files: tuple[str, ...] = ()
+                  ) -> traceback.FrameSummary | None:
+    """The innermost traceback frame that is learner code.
+
+    Not learner code: backprop_course itself, installed libraries, the standard
+    library, and ``checker_files`` (where the exercise's check is defined).
+    """
     found = None
     for frame in traceback.extract_tb(tb):
         name = frame.filename or ""
-        if is_checker_file(name) or os.sep + "site-packages" + os.sep in name \
+        if is_checker_file(name) or name in checker_files \
+                or os.sep + "site-packages" + os.sep in name \
                 or os.sep + "lib" + os.sep + "python" in name:
             continue
         found = frame
