@@ -174,11 +174,19 @@ class TrainingRun:
         return np.array(self._losses[:steps + 1])
 
     def diverged(self, steps: Optional[int] = None) -> bool:
-        """Did the loss blow up (not finite) or end above where it started?"""
+        """Did training fail by being too fast?
+
+        True when, within ``steps`` updates, the loss stopped being finite,
+        ended above where it started (by more than 5%), or jumped above twice
+        its start and stayed near it (within 10%): the network was knocked
+        into a state it cannot learn from (e.g. dead ReLUs).
+        """
         steps = self.steps if steps is None else steps
-        self.run_to(steps)
-        final = self._losses[steps]
-        return not math.isfinite(final) or final > self._losses[0] * 1.05
+        history = self.loss_history(steps)
+        start, end = history[0], history[-1]
+        if not math.isfinite(end):
+            return True
+        return bool(end > 1.05 * start or (history.max() > 2 * start and end > 0.9 * start))
 
     def parameters_at(self, step: int) -> list[np.ndarray]:
         """The parameter arrays after ``step`` updates (do not modify them)."""

@@ -52,6 +52,67 @@ _CLASS_COLORS = np.array([            # one colour per class (tab10-like, readab
     [0.74, 0.74, 0.13], [0.09, 0.75, 0.81]])
 
 
+# =================================================================== BLAS threads
+
+
+def _openblas() -> Optional[tuple[Callable[[], int], Callable[[int], None]]]:
+    """(get, set) for the number of OpenBLAS threads numpy uses, if we can find them.
+
+    Looks through the shared libraries loaded in this process (Linux) for
+    OpenBLAS's own ``openblas_get/set_num_threads`` (any of the prefixes
+    numpy's wheels use). None elsewhere (macOS Accelerate, MKL): then the
+    explorers simply leave threading alone.
+    """
+    import ctypes
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps
+                     if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    get.restype = ctypes.c_int
+                    put.argtypes = [ctypes.c_int]
+                    return get, put
+    return None
+
+
+_BLAS: Any = "unknown"
+
+
+class _OneBlasThread:
+    """Run a redraw with one BLAS thread, then restore the previous setting.
+
+    The explorers multiply small matrices many times; OpenBLAS's worker
+    threads cost more than they save there, and on a busy 2-core machine
+    they made a training step 15x slower. Only this block is affected.
+    """
+
+    def __enter__(self) -> None:
+        global _BLAS
+        if _BLAS == "unknown":
+            _BLAS = _openblas()
+        self.previous = None
+        if _BLAS is not None:
+            get, put = _BLAS
+            self.previous = get()
+            if self.previous != 1:
+                put(1)
+
+    def __exit__(self, *exc: Any) -> None:
+        if _BLAS is not None and self.previous not in (None, 1):
+            _BLAS[1](self.previous)
+
+
 # =================================================================== rendering
 
 
@@ -148,7 +209,8 @@ class Explorer:
         header = [w.HTML(f"<b>{description}</b>")] if description else []
         row = w.HBox(list(self.controls.values()),
                      layout=w.Layout(flex_flow="row wrap", align_items="center"))
-        self.widget = w.VBox(header + [row, self.image])
+        self.widget = _ExplorerBox(header + [row, self.image])
+        self.widget.explorer = self
         self.widget.add_class("backprop-course-explorer")
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
@@ -179,9 +241,10 @@ class Explorer:
     def redraw(self) -> bytes:
         """Recompute from the controls, redraw, and show the new PNG."""
         start = time.perf_counter()
-        if self._draw(self, self.values()):
-            self.renderer.invalidate()
-        self.png = self.renderer.render()
+        with _OneBlasThread():
+            if self._draw(self, self.values()):
+                self.renderer.invalidate()
+            self.png = self.renderer.render()
         self.image.value = self.png
         self.timings_ms.append((time.perf_counter() - start) * 1e3)
         return self.png
@@ -193,10 +256,24 @@ class Explorer:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
         """The live widget, plus a PNG and text for front ends without widgets."""
-        bundle = self.widget._repr_mimebundle_() or {}
+        bundle = self.widget._widget_bundle()
         bundle["image/png"] = base64.b64encode(self.png).decode("ascii")
         bundle["text/plain"] = repr(self)
         return bundle
+
+
+class _ExplorerBox(w.VBox):
+    """The explorer's VBox; displayed on its own it keeps the static PNG fallback."""
+
+    explorer: Optional[Explorer] = None
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        if self.explorer is None:
+            return super()._repr_mimebundle_(**kwargs)
+        return self.explorer._repr_mimebundle_()
+
+    def _widget_bundle(self) -> dict:
+        return super()._repr_mimebundle_() or {}
 
 
 def _short(value: Any) -> str:
@@ -220,7 +297,8 @@ def learning_rate_explorer(data: training.DataLike = "moons",
                            hidden: Sequence[int] = (16, 16), activation: str = "relu",
                            init: str = "he", optimizer: str = "sgd", lr: float = 0.1,
                            steps: int = 100, max_steps: int = 500, seed: int = 0,
-                           lr_range: tuple[float, float] = (1e-4, 10.0)) -> Explorer:
+                           lr_range: tuple[float, float] = (1e-4, 10.0),
+                           max_examples: Optional[int] = 300) -> Explorer:
     """Train the same network (same seed) with the learning rate on the slider.
 
     Left: the loss after every step (log scale, fixed axes so curves compare;
@@ -233,8 +311,15 @@ def learning_rate_explorer(data: training.DataLike = "moons",
     the network is ``MLP([d, *hidden, classes])``, trained full batch by
     ``optimizer`` ("sgd", "momentum", "adam") with cross-entropy. Each
     learning rate is trained once and extended when more steps are asked for.
+    To stay live (a new learning rate retrains in well under 0.1 s), a data
+    set larger than ``max_examples`` is replaced by a fixed random subset of
+    that size (``None`` keeps all); the plot says so.
     """
     X, y = training.load_data(data)
+    n_total = len(X)
+    if max_examples is not None and n_total > max_examples:
+        keep = np.sort(np.random.default_rng(seed).permutation(n_total)[:max_examples])
+        X, y = X[keep], y[keep]
     lo, hi = (math.log10(v) for v in lr_range)
     if not lo < hi:
         raise ValueError(f"lr_range must be (low, high) with low < high, got {lr_range}")
@@ -248,8 +333,8 @@ def learning_rate_explorer(data: training.DataLike = "moons",
                                              optimizer=optimizer, seed=seed)
         return runs[key]
 
-    first = run_for(lr)
-    loss0 = first.losses[0]
+    with _OneBlasThread():
+        loss0 = run_for(lr).losses[0]
     y_low, y_high = 1e-3, max(10.0, 10 * loss0)
 
     two_d = X.shape[1] == 2
@@ -262,7 +347,8 @@ def learning_rate_explorer(data: training.DataLike = "moons",
     ax_loss.set_ylim(y_low, y_high)
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("training loss (cross-entropy)")
-    ax_loss.set_title("Loss while training", fontsize=11)
+    subset = f", {len(X)} of {n_total} examples" if len(X) < n_total else ""
+    ax_loss.set_title(f"Loss while training (full batch{subset})", fontsize=11)
     ax_loss.grid(True, which="major", alpha=0.3)
     ax_loss.axhline(loss0, color="#999999", linewidth=0.8, linestyle=":")
     ghost, = ax_loss.plot([], [], color="#bbbbbb", linewidth=1.4)
@@ -355,17 +441,20 @@ def _describe_run(run: training.TrainingRun, steps: int) -> tuple[str, str]:
     accuracy = run.accuracies[steps]
     if run.diverged_at is not None and run.diverged_at <= steps:
         return f"diverged: the loss became inf at step {run.diverged_at}", "#c0392b"
+    peak = float(np.max(history))
+    if peak > 2 * start:
+        if end > 0.9 * start:
+            return (f"diverged: the loss jumped to {peak:.3g} and is stuck at "
+                    f"{end:.3g} (accuracy {accuracy:.0%})"), "#c0392b"
+        return (f"unstable: the loss jumped to {peak:.3g} before reaching {end:.3g} "
+                f"(accuracy {accuracy:.0%})"), "#d68910"
     if end > start * 1.05:
         return (f"diverged: loss rose {start:.3g} \u2192 {end:.3g} "
                 f"(accuracy {accuracy:.0%})"), "#c0392b"
-    peak = float(np.max(history))
-    if peak > 2 * start:
-        return (f"unstable: the loss jumped to {peak:.3g} before reaching {end:.3g} "
-                f"(accuracy {accuracy:.0%})"), "#d68910"
     if end > 0.9 * start:
-        drop = 1 - end / start
-        return (f"barely moving: loss fell {drop:.0%} in {steps} steps "
-                f"({start:.3g} \u2192 {end:.3g})"), "#d68910"
+        change = end / start - 1
+        return (f"barely moving: loss {start:.3g} \u2192 {end:.3g} in {steps} steps "
+                f"({change:+.0%})"), "#d68910"
     return (f"loss {start:.3g} \u2192 {end:.3g}, accuracy {accuracy:.0%}"), "#1e8449"
 
 
