@@ -1,0 +1,217 @@
+"""End to end in a real browser: JupyterLab, a lesson, Run All, move a slider, see the plot change.
+
+Starts JupyterLab on 127.0.0.1 (random port and token, a temporary root and
+config dirs) with this Python, opens a copy of the lesson that holds an
+explorer, runs all cells from the Run menu, finds the explorer's slider,
+moves it with the keyboard as a learner would, and checks that the plot
+image was replaced by a different picture. Debian's Chromium driven by
+Python playwright (``executable_path``; no browser download).
+
+Skipped, with the reason, when Chromium or playwright is missing.
+Screenshots go to $BROWSER_TEST_SCREENSHOTS (default: the pytest tmp dir).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "",
+                             shutil.which("chromium-browser") or "") if p and os.path.exists(p)),
+                None)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic", "--disable-dev-shm-usage"]
+
+# Which explorer to drive, in order of preference (the fastest lesson first).
+EXPLORERS = ["graph_explorer(", "learning_rate_explorer(", "depth_explorer("]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _skip_reason() -> str | None:
+    if CHROMIUM is None:
+        return ("no Chromium browser found (/usr/bin/chromium); install it with "
+                "`apt-get install chromium` to run the browser test")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return ("Python playwright is not installed (pip install playwright; "
+                "never `playwright install`: the test uses the system Chromium)")
+    return None
+
+
+if _skip_reason():
+    pytest.skip(_skip_reason(), allow_module_level=True)
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+
+def _lesson_with_explorer() -> tuple[Path, str]:
+    """The lesson notebook to drive and the explorer it shows."""
+    for explorer in EXPLORERS:
+        for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+            cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+            if any(c["cell_type"] == "code" and explorer in "".join(c["source"])
+                   for c in cells):
+                return path, explorer.rstrip("(")
+    pytest.fail("no lesson in notebooks/ shows an explorer (graph_explorer, "
+                "learning_rate_explorer or depth_explorer)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on 127.0.0.1 serving a copy of the lesson."""
+    notebook, explorer = _lesson_with_explorer()
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copy(notebook, root / notebook.name)
+    home = tmp_path_factory.mktemp("jupyter-home")
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ,
+               JUPYTER_CONFIG_DIR=str(home / "config"),
+               JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+               JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+               IPYTHONDIR=str(home / "ipython"),
+               OPENBLAS_NUM_THREADS="1")
+    log = open(root.parent / f"jupyterlab-{port}.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser",
+         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={root}", "--LabApp.news_url=",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         "--LabApp.extension_manager=readonly"]
+        + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"JupyterLab exited with {server.returncode}; log: {log.name}")
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}",
+                                            timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"JupyterLab did not answer within 90 s; log: {log.name}")
+            time.sleep(0.5)
+        yield {"url": f"{base}/lab/tree/{notebook.name}?token={token}",
+               "notebook": notebook.name, "explorer": explorer, "log": log.name}
+    finally:
+        _stop(server)
+        log.close()
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """Stop the server and the kernels it started (its own process group)."""
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(server.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            server.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _screenshot_dir(tmp_path: Path) -> Path:
+    target = Path(os.environ.get("BROWSER_TEST_SCREENSHOTS", tmp_path))
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def test_run_all_then_move_a_slider_redraws_the_plot(lab, tmp_path):
+    shots = _screenshot_dir(tmp_path)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(lab["url"])
+            # the notebook is open when its first cell editor is there
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator, "
+                                   ".jp-KernelStatus, .jp-Toolbar-kernelName",
+                                   timeout=60_000)
+            _run_all(page)
+
+            explorer = page.locator(".backprop-course-explorer").first
+            explorer.wait_for(state="visible", timeout=300_000)
+            image = explorer.locator("img").first
+            image.wait_for(state="visible", timeout=60_000)
+            _wait_until_idle(page)
+            explorer.scroll_into_view_if_needed()
+            page.screenshot(path=str(shots / "browser_before.png"))
+            src_before = image.get_attribute("src")
+            pixels_before = image.screenshot()
+
+            readout = explorer.locator(".widget-readout").first
+            value_before = readout.inner_text()
+            handle = explorer.locator(".widget-slider .noUi-handle").first
+            handle.focus()
+            for _ in range(3):
+                handle.press("ArrowRight")
+            page.wait_for_function(
+                "([img, old]) => img.getAttribute('src') !== old",
+                arg=[image.element_handle(), src_before], timeout=60_000)
+            _wait_until_idle(page)
+            value_after = readout.inner_text()
+            pixels_after = image.screenshot()
+            page.screenshot(path=str(shots / "browser_after.png"))
+
+            assert value_after != value_before, "the slider did not move"
+            assert pixels_after != pixels_before, "the plot looks the same after the move"
+            errors = page.locator(".jp-OutputArea-output[data-mime-type="
+                                  "'application/vnd.jupyter.stderr'] pre")
+            tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t]
+            assert not tracebacks, f"a cell failed during Run All: {tracebacks[0][:500]}"
+        finally:
+            browser.close()
+
+
+def _run_all(page) -> None:
+    """Run > Run All Cells, from the menu bar as a learner does."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    # a kernel chooser appears only if the notebook's kernel is unknown
+    select = page.locator(".jp-Dialog button.jp-mod-accept")
+    if select.count():
+        select.first.click()
+
+
+def _wait_until_idle(page, timeout_s: float = 300) -> None:
+    """Until no cell shows [*] (queued or running)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        busy = page.evaluate(
+            "() => [...document.querySelectorAll('.jp-InputPrompt')]"
+            ".some(p => p.textContent.includes('*'))")
+        if not busy:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"cells still running after {timeout_s:.0f} s")
