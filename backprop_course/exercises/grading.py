@@ -339,7 +339,7 @@ def run_submission(path: Path | str, *, timeout: float = 300, cell_timeout: floa
                 except CellTimeoutError:
                     notes.append(f"cell {index + 1} ran longer than {client.timeout} s "
                                  f"and was interrupted")
-                    if not _interrupt(client, nb):
+                    if not _interrupt(client, nb, wait=int(max(2, min(5, cell_timeout)))):
                         notes.append("the notebook's code could not be stopped")
                         usable = False
                         break
@@ -393,26 +393,26 @@ def run_submission(path: Path | str, *, timeout: float = 300, cell_timeout: floa
 
 
 def _interrupt(client: Any, nb: Any, wait: int = 5) -> bool:
-    """Interrupt the kernel after a timeout; True if it answers again within ``wait`` s."""
-    import nbformat
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    """Interrupt the kernel after a timeout; True if it answers again within ``wait`` s.
+
+    The kernel client is replaced too: the timed-out cell's listeners may still
+    hold messages meant for the next cell.
+    """
     from nbclient.util import run_sync
 
     try:
         run_sync(client.km.interrupt_kernel)()
+        client.kc.stop_channels()
     except Exception:
         return False
-    probe = nbformat.v4.new_code_cell("pass")
-    nb.cells.append(probe)
-    saved, client.timeout = client.timeout, wait
+    saved, client.startup_timeout = client.startup_timeout, wait
     try:
-        client.execute_cell(probe, len(nb.cells) - 1)
+        client.start_new_kernel_client()    # waits for the kernel to answer again
         return True
-    except (CellTimeoutError, DeadKernelError):
+    except Exception:
         return False
     finally:
-        client.timeout = saved
-        nb.cells.remove(probe)
+        client.startup_timeout = saved
 
 
 def _read_results(out_path: str, nonce: str, ids: list[str] | None, grader_cell: Any
