@@ -25,6 +25,7 @@ import csv
 import hashlib
 import importlib
 import json
+import logging
 import math
 import os
 import secrets
@@ -41,6 +42,11 @@ from typing import Any, Iterable, Sequence
 from backprop_course.exercises import registry
 
 PASS, FAIL = "\u2714", "\u2718"
+
+# nbclient logs every timeout as an error; the grader reports them itself
+_QUIET = logging.getLogger("backprop_course.grading.nbclient")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
 
 #: Library modules whose functions the checks rely on; fingerprinted.
 WATCHED_MODULES = ("builtins", "math", "operator", "numbers", "os", "json", "time",
@@ -316,7 +322,8 @@ def run_submission(path: Path | str, *, timeout: float = 300, cell_timeout: floa
     client = NotebookClient(nb, timeout=int(math.ceil(cell_timeout)), kernel_name="python3",
                             allow_errors=True, interrupt_on_timeout=False,
                             shutdown_kernel="immediate", record_timing=False,
-                            resources={"metadata": {"path": str(path.parent.resolve())}})
+                            resources={"metadata": {"path": str(path.parent.resolve())}},
+                            log=_QUIET)
     notes: list[str] = []
     deadline = start + timeout
     workdir = tempfile.mkdtemp(prefix="bpc-grade-")
