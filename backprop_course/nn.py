@@ -376,8 +376,8 @@ class Sequential(Module):
     def __init__(self, *modules: Module) -> None:
         for i, m in enumerate(modules):
             if not isinstance(m, Module):
-                raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, not "
-                                "a Module (write nn.ReLU(), not nn.ReLU or Tensor.relu)")
+                raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, "
+                                "not a Module (write nn.ReLU(), not nn.ReLU)")
         self.layers: list[Module] = list(modules)
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:

@@ -9,11 +9,19 @@ The loop is always the same::
         loss.backward()                 # fills p.grad for every parameter p
         opt.step()                      # p.data changes, p.grad is read
 
-Updates *rebind* ``p.data`` to a new array instead of writing into the old
-one. A Tensor made from a numpy array shares its memory (``Tensor(W0)``), so
-an in-place update would silently change ``W0`` and every other Tensor made
-from it; a new array per step costs little next to the matrix products.
-Parameters whose ``grad`` is None (not used by the loss) are left alone.
+An optimiser first gives each parameter a private copy of its data, then
+updates that copy *in place* (``p.data -= lr * v``):
+
+* a Tensor made from a numpy array shares its memory (``Tensor(W0)``), so
+  without the copy the training would silently overwrite ``W0``, and a second
+  run "from the same W0" would start from the trained weights;
+* a fresh array per parameter per step costs far more than the arithmetic:
+  the memory allocator hands the pages back and faults them in again
+  (about 20% of a whole training step in benchmarks/bench_training_step.py).
+
+So ``p.data`` changes under you: to record weights during training, store
+``p.data.copy()``. Parameters whose ``grad`` is None (not used by the loss)
+are left alone.
 """
 from __future__ import annotations
 
@@ -54,6 +62,14 @@ def _check_unit_interval(value: float, name: str, who: str) -> float:
     return float(value)
 
 
+def _descend(p: Tensor, step: np.ndarray) -> None:
+    """p.data -= step, in place (a read-only array is replaced instead)."""
+    if p.data.flags.writeable:
+        p.data -= step
+    else:
+        p.data = p.data - step
+
+
 class Optimizer:
     """Holds the parameters to update; subclasses define ``step()``."""
 
@@ -70,6 +86,8 @@ class Optimizer:
                 raise ValueError(f"{who}: parameter {i} (shape {p.shape}) has "
                                  "requires_grad=False, so it never gets a gradient")
         self.lr = _check_positive(lr, "lr", who)
+        for p in self.params:                  # private, writeable (see module doc)
+            p.data = p.data.copy()
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient before the next backward()."""
@@ -104,7 +122,7 @@ class SGD(Optimizer):
                 v = self.velocity[i]
                 step = p.grad if v is None else self.momentum * v + p.grad
                 self.velocity[i] = step
-            p.data = p.data - self.lr * step
+            _descend(p, self.lr * step)
 
 
 class RMSprop(Optimizer):
@@ -131,7 +149,7 @@ class RMSprop(Optimizer):
             g = p.grad
             s = self.alpha * self.square_avg[i] + (1 - self.alpha) * g * g
             self.square_avg[i] = s
-            p.data = p.data - self.lr * g / (np.sqrt(s) + self.eps)
+            _descend(p, self.lr * g / (np.sqrt(s) + self.eps))
 
 
 class Adam(Optimizer):
@@ -149,7 +167,8 @@ class Adam(Optimizer):
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         super().__init__(params, lr)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+            raise ValueError(f"Adam: betas must be a pair (beta1, beta2), "
+                             f"got {betas!r}")
         self.beta1 = _check_unit_interval(betas[0], "betas[0]", "Adam")
         self.beta2 = _check_unit_interval(betas[1], "betas[1]", "Adam")
         self.eps = _check_positive(eps, "eps", "Adam")
@@ -169,13 +188,14 @@ class Adam(Optimizer):
             self.v[i] = b2 * self.v[i] + (1 - b2) * g * g
             m_hat = self.m[i] / (1 - b1 ** t)
             v_hat = self.v[i] / (1 - b2 ** t)
-            p.data = p.data - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+            _descend(p, self.lr * m_hat / (np.sqrt(v_hat) + self.eps))
 
 
 def clip_grad_norm_(params: Params, max_norm: float) -> float:
     """Scale all gradients together so their joint L2 norm is at most ``max_norm``.
 
-        total = √(Σ_p ‖p.grad‖²);   if total > max_norm:  p.grad ← p.grad · max_norm / total
+        total = √(Σ_p ‖p.grad‖²)
+        if total > max_norm:  p.grad ← p.grad · max_norm / total   (every p)
 
     The direction of the full gradient is kept, only its length is capped.
     Returns ``total`` measured *before* clipping (worth logging: it shows

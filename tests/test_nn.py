@@ -187,7 +187,8 @@ def test_init_refills():
 def test_parameters_order_and_count():
     net = nn.MLP([3, 5, 4, 2], rng=0)
     linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in linears] == [(3, 5), (5, 4), (4, 2)]
+    shapes = [(m.in_features, m.out_features) for m in linears]
+    assert shapes == [(3, 5), (5, 4), (4, 2)]
     expected = [t for m in linears for t in (m.weight, m.bias)]
     params = net.parameters()
     assert len(params) == 6
@@ -292,3 +293,21 @@ def test_repr_shows_the_layers():
     text = repr(nn.MLP([2, 4, 1], rng=0))
     assert "(0): Linear(in_features=2, out_features=4, bias=True, init='he')" in text
     assert "(1): ReLU()" in text
+
+
+def test_residual_stack_variance_doubles_per_block_unless_scaled():
+    # the Residual docstring's claim: He init, ReLU, x + F(x) doubles Var(x) per
+    # block; scale 1/√depth keeps the growth of `depth` blocks below about e
+    x = np.random.default_rng(0).normal(size=(256, 64))
+    ratios = {}
+    for scale in (1.0, 1 / np.sqrt(20)):
+        net = nn.MLP([64] + [64] * 21 + [10], residual=True, residual_scale=scale,
+                     rng=0)
+        h = net[0](x).data
+        start = h.var()
+        for block in list(net)[1:21]:
+            assert isinstance(block, nn.Residual)
+            h = block(h).data
+        ratios[scale] = h.var() / start
+    assert 2 ** 20 / 4 < ratios[1.0] < 2 ** 20 * 4
+    assert 1.5 < ratios[1 / np.sqrt(20)] < 4.0

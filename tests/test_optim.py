@@ -85,13 +85,13 @@ def test_adam_three_steps_match_formula(betas):
     lambda ps: optim.RMSprop(ps),
     lambda ps: optim.Adam(ps),
 ])
-def test_unused_parameters_are_skipped_and_arrays_never_written(make):
+def test_unused_parameters_are_skipped_and_callers_arrays_never_written(make):
     W0 = np.ones((2, 2))
     used = Tensor(W0, requires_grad=True)           # shares W0's memory
     unused = Tensor(np.full(3, 7.0), requires_grad=True)
     frozen = Tensor(np.ones(2), requires_grad=True)
-    frozen.data.flags.writeable = False
     opt = make([used, unused, frozen])
+    frozen.data.flags.writeable = False             # read-only: replaced, not written
     for _ in range(2):
         opt.zero_grad()
         ((used * 2.0).sum() + (frozen * 3.0).sum()).backward()
@@ -100,6 +100,16 @@ def test_unused_parameters_are_skipped_and_arrays_never_written(make):
     np.testing.assert_array_equal(unused.data, 7.0)
     assert np.all(used.data < 1.0) and np.all(frozen.data < 1.0)
     np.testing.assert_array_equal(W0, 1.0)          # the caller's array is untouched
+
+
+def test_updates_are_in_place_after_the_first_copy():
+    p = Tensor(np.ones(3), requires_grad=True)
+    opt = optim.SGD([p], lr=0.5)
+    data = p.data
+    p.grad = np.ones(3)
+    opt.step()
+    assert p.data is data                           # documented: record p.data.copy()
+    np.testing.assert_array_equal(data, 0.5)
 
 
 def test_zero_grad():
@@ -162,7 +172,7 @@ def test_clip_grad_norm_leaves_small_gradients_alone():
 
 def test_clip_grad_norm_works_on_read_only_broadcast_grads():
     p = Tensor(np.zeros((3, 4)), requires_grad=True)
-    p.sum().backward()                         # grad of sum(): a read-only broadcast view
+    p.sum().backward()                       # grad of sum(): a read-only broadcast view
     assert not p.grad.flags.writeable
     total = optim.clip_grad_norm_([p], max_norm=1.0)
     assert total == pytest.approx(np.sqrt(12))
