@@ -22,7 +22,6 @@ measures stop the usual tricks, and flag the rest as "tampered".
 from __future__ import annotations
 
 import csv
-import hashlib
 import importlib
 import json
 import logging
@@ -96,9 +95,8 @@ def _fp(obj: Any) -> str:
         code = getattr(getattr(obj, "__wrapped__", None), "__code__", None)
     parts = [type(obj).__qualname__, str(getattr(obj, "__module__", "")),
              str(getattr(obj, "__qualname__", getattr(obj, "__name__", "")))]
-    if code is not None:
-        parts += [code.co_filename, str(code.co_firstlineno),
-                  hashlib.sha1(code.co_code).hexdigest()[:12]]
+    if code is not None:   # not line numbers: a file edited between imports is no attack
+        parts.append(code.co_filename)
     return "|".join(parts)
 
 
@@ -137,11 +135,9 @@ def _differences(baseline: dict, now: dict) -> list[str]:
         current = now.get(mod)
         if current is None:
             continue
-        for attr, fp in table.items():
+        for attr, fp in table.items():   # a removed function fails loudly: not checked
             if attr in current and current[attr] != fp:
                 diffs.append(f"{mod}.{attr}")
-            elif attr not in current and not attr.startswith("_"):
-                diffs.append(f"{mod}.{attr} (removed)")
     return diffs
 
 

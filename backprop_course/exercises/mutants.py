@@ -8,11 +8,14 @@ run through the exercise's check:
 mutation       what changes                                 expected hint
 =============  ============================================  ===================
 sign           ``return -(v)``, ``x = -(...)``, ``+=``↔``-=``  mentions "sign"
+               (and each number of an answer tuple)
 transpose      ``a.T`` → ``a`` (also ``.transpose()``)      mentions "transpose"
 axis           ``axis=0`` ↔ ``axis=1``                       "axis" / "batch"
 accumulate     ``g += v`` → ``g = v``                        "accumulat" / "overwr"
 factor         ``a * b`` → ``a`` and → ``b``                 "factor"
+drop           one statement left out (``visited.add(v)``)      any failure
 constant       the function returns its first result always  any failure
+               (for function answers)
 =============  ============================================  ===================
 
 A variant is *caught* when its check fails; *caught with the expected hint*
@@ -38,13 +41,16 @@ from typing import Any, Callable, Iterator, Sequence
 from backprop_course.exercises.release import BEGIN, END, EXERCISE_LINE
 
 EXPECTED_HINT: dict[str, tuple[str, ...]] = {
-    "sign": ("sign",),
+    "sign": ("sign", "uphill", "subtract"),
     "transpose": ("transpose",),
     "axis": ("axis", "batch", "summed"),
     "accumulate": ("accumulat", "overwr", "+="),
-    "factor": ("factor",),
-    "constant": (),          # any failure will do
+    "factor": ("factor", "multiply", "left out", "ignores"),
+    "drop": (),              # any failure will do
+    "constant": (),
 }
+# a sign flip of something that is not a number is not a learner's mistake
+_NOT_A_VARIANT = "bad operand type for unary -"
 
 
 @dataclass
@@ -106,10 +112,13 @@ def _returned_names(tree: ast.AST) -> set[str]:
 
 
 def _numeric(value: ast.expr) -> bool:
-    """False for expressions that are surely not numbers (tuples, lists, strings...)."""
+    """False for expressions that are surely not numbers (tuples, lists, strings...),
+    and for a literal 0, whose sign flip changes nothing."""
+    if isinstance(value, ast.Constant):
+        return isinstance(value.value, (int, float)) and not isinstance(value.value, bool) \
+            and value.value != 0
     return not isinstance(value, (ast.Tuple, ast.List, ast.Dict, ast.Set, ast.JoinedStr,
-                                  ast.ListComp, ast.DictComp, ast.SetComp)) and not (
-        isinstance(value, ast.Constant) and not isinstance(value.value, (int, float)))
+                                  ast.ListComp, ast.DictComp, ast.SetComp))
 
 
 def _sites(tree: ast.AST, lines: set[int]) -> Iterator[tuple[str, tuple, Callable]]:
@@ -119,6 +128,9 @@ def _sites(tree: ast.AST, lines: set[int]) -> Iterator[tuple[str, tuple, Callabl
         if not _in_region(node, lines):
             continue
         key = (type(node).__name__, node.lineno, node.col_offset)
+        if isinstance(node, (ast.Expr, ast.Assign, ast.AugAssign)) and not (
+                isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
+            yield "drop", key + ("drop",), lambda n: ast.Pass(lineno=n.lineno)
         if isinstance(node, ast.Return) and node.value is not None:
             if isinstance(node.value, ast.Tuple):
                 for i, elt in enumerate(node.value.elts):
@@ -137,6 +149,13 @@ def _sites(tree: ast.AST, lines: set[int]) -> Iterator[tuple[str, tuple, Callabl
             if isinstance(node.op, ast.Add):
                 yield "accumulate", key, lambda n: ast.Assign(
                     targets=[n.target], value=n.value, lineno=n.lineno)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                and isinstance(node.value, (ast.Tuple, ast.List)):   # an answer value
+            for i, elt in enumerate(node.value.elts):
+                if _numeric(elt):
+                    def flip_item(n: ast.Assign, i: int = i) -> None:
+                        n.value.elts[i] = _neg(n.value.elts[i])
+                    yield "sign", key + (i,), flip_item
         elif isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
             if _numeric(node.value) and (
@@ -191,6 +210,12 @@ def mutate(src: str, lines: set[int]) -> list[tuple[str, str, str]]:
         except Exception:
             continue
         line = ""
+        if kind == "drop":
+            for node in ast.walk(base):
+                if _key_of(node) == key[:3]:
+                    line = "left out: " + ast.unparse(node).split("\n")[0]
+            variants.append((kind, line, new_src))
+            continue
         for node in ast.walk(tree):
             if _key_of(node) == key[:3] or getattr(node, "lineno", None) == key[1]:
                 if isinstance(node, ast.stmt):
@@ -238,7 +263,8 @@ def analyse(namespace: dict, exercise_ids: Sequence[str], notebook_path: str,
         ex = registry.get(ex_id)
         src, lines = cells[ex_id]
         variants = [(k, line, s) for k, line, s in mutate(src, lines)]
-        variants.append(("constant", "(returns its first result every time)", None))
+        if callable(namespace.get(ex.answer)):
+            variants.append(("constant", "(returns its first result every time)", None))
         for kind, line, new_src in variants:
             ns = dict(namespace)
             try:
@@ -251,8 +277,12 @@ def analyse(namespace: dict, exercise_ids: Sequence[str], notebook_path: str,
                         answer = ns[ex.answer]
                     verdict = run_check(ex_id, answer, seed=seed)
             except BaseException as exc:   # the variant broke the cell itself: caught
+                if _NOT_A_VARIANT in str(exc):
+                    continue
                 results.append(MutantResult(ex_id, kind, line, True, kind == "constant",
                                             f"the variant's cell raised {type(exc).__name__}"))
+                continue
+            if _NOT_A_VARIANT in verdict.message:
                 continue
             results.append(MutantResult(
                 ex_id, kind, line, not verdict.passed,
