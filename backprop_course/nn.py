@@ -264,7 +264,9 @@ class Linear(Module):
     from PyTorch means transposing them.
 
     The weight is drawn by ``init`` (see :func:`init_weight`, default He, for
-    ReLU networks); the bias starts at zero.
+    ReLU networks); the bias starts at zero. Inputs must have the layer's
+    dtype (float64 by default): a float32 layer refuses float64 input rather
+    than silently computing in float64.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,

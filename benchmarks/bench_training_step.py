@@ -22,12 +22,20 @@ adds 10-30% to one contestant or the other depending on allocation order. By
 default the script turns that off (``mallopt``: no trimming, no mmap for
 arrays below 32 MB), so the table compares arithmetic and Python overhead;
 ``--default-malloc`` keeps glibc's defaults. Page faults per step are shown.
+With torch, OMP_WAIT_POLICY defaults to PASSIVE (set it to override): torch's
+OpenMP workers otherwise spin after each step and fight numpy's BLAS threads
+for the cores.
+
+Afterwards, the digits run of lesson 03 is timed: a 64-128-10 ReLU MLP (He
+init), SGD lr 0.1 momentum 0.9, batch 32, 20 epochs, on
+``datasets.digits()``, for a few seeds (``--no-digits`` skips it).
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
 import ctypes.util
+import importlib.util
 import itertools
 import os
 import resource
@@ -38,7 +46,7 @@ from typing import Callable
 
 import numpy as np
 
-from backprop_course import losses, nn, optim
+from backprop_course import datasets, losses, nn, optim
 
 SIZES = [64, 256, 256, 10]
 BATCH = 128
@@ -194,10 +202,30 @@ def environment(torch) -> list[str]:
     return lines
 
 
+def digits_run(seed: int, epochs: int = 20, batch: int = 32) -> tuple[float, float]:
+    """Train the lesson-03 digits MLP; return (seconds, test accuracy)."""
+    X_train, y_train, X_test, y_test = datasets.digits()
+    rng = np.random.default_rng(seed)
+    net = nn.MLP([64, 128, 10], activation="relu", init="he", rng=rng)
+    opt = optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        order = rng.permutation(len(X_train))
+        for i in range(0, len(X_train), batch):
+            rows = order[i:i + batch]
+            opt.zero_grad()
+            losses.cross_entropy(net(X_train[rows]), y_train[rows]).backward()
+            opt.step()
+    seconds = time.perf_counter() - start
+    accuracy = float(np.mean(net(X_test).data.argmax(axis=1) == y_test))
+    return seconds, accuracy
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=60, help="interleaved rounds")
     parser.add_argument("--block", type=int, default=10, help="steps per timed block")
+    parser.add_argument("--no-digits", action="store_true", help="skip the digits run")
     parser.add_argument("--default-malloc", action="store_true",
                         help="keep glibc's adaptive heap trimming (see docstring)")
     parser.add_argument("--batch", type=int, default=BATCH, help="examples per step")
@@ -206,10 +234,13 @@ def main() -> None:
     sizes = [SIZES[0], args.hidden, args.hidden, SIZES[-1]]
     malloc = ("malloc: glibc defaults" if args.default_malloc else tune_malloc())
 
-    try:
-        import torch
-    except ImportError:
-        torch = None
+    torch = None
+    if importlib.util.find_spec("torch") is not None:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # read as torch loads
+        try:
+            import torch
+        except ImportError as err:
+            print(f"torch: import failed ({err})")
     print("\n".join(environment(torch) + [malloc]))
     print(f"step: {'-'.join(map(str, sizes))} ReLU MLP, batch {args.batch}, "
           "cross-entropy, "
@@ -265,6 +296,13 @@ def main() -> None:
             f"{k} {lo:.3f}-{hi:.3f}" for k, (lo, hi) in q.items())
             + "; page faults/step " + ", ".join(
             f"{k} {f:.0f}" for k, f in faults.items()))
+
+    if not args.no_digits:
+        print("\ndigits (lesson 03): 64-128-10 ReLU, He init, SGD lr 0.1 momentum 0.9, "
+              "batch 32, 20 epochs, float64")
+        for seed in range(5):
+            seconds, accuracy = digits_run(seed)
+            print(f"  seed {seed}: {seconds:5.2f} s, test accuracy {accuracy:.2%}")
 
 
 if __name__ == "__main__":
