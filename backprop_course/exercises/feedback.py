@@ -106,6 +106,11 @@ class ExerciseFailed(AssertionError):
         return self.verdict.render().splitlines()
 
 
+# shown as ``backprop_course.exercises.ExerciseFailed`` where it is raised
+ExerciseFailed.__module__ = "backprop_course.exercises"
+CheckFailure.__module__ = "backprop_course.exercises"
+
+
 def is_checker_file(filename: str) -> bool:
     """True for frames inside the backprop_course package (checker or engine)."""
     try:
