@@ -1,10 +1,11 @@
-"""End to end in a real browser: JupyterLab, a lesson, Run All, move a slider, see the plot change.
+"""End to end in a real browser: a lesson, Run All, move a slider, see the plot change.
 
 Starts JupyterLab on 127.0.0.1 (random port and token, a temporary root and
 config dirs) with this Python, opens a copy of the lesson that holds an
 explorer, runs all cells from the Run menu, finds the explorer's slider,
-moves it with the keyboard as a learner would, and checks that the plot
-image was replaced by a different picture. Debian's Chromium driven by
+drags it as a learner would, and checks that the plot
+image was replaced by a different picture. In JupyterLab, and in Notebook 7
+when it is installed (same server). Debian's Chromium driven by
 Python playwright (``executable_path``; no browser download).
 
 Skipped, with the reason, when Chromium or playwright is missing.
@@ -55,6 +56,7 @@ def _skip_reason() -> str | None:
 if _skip_reason():
     pytest.skip(_skip_reason(), allow_module_level=True)
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 
@@ -118,7 +120,8 @@ def lab(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"JupyterLab did not answer within 90 s; log: {log.name}")
             time.sleep(0.5)
-        yield {"url": f"{base}/lab/tree/{notebook.name}?token={token}",
+        yield {"urls": {"jupyterlab": f"{base}/lab/tree/{notebook.name}?token={token}",
+                        "notebook7": f"{base}/notebooks/{notebook.name}?token={token}"},
                "notebook": notebook.name, "explorer": explorer, "log": log.name}
     finally:
         _stop(server)
@@ -145,19 +148,33 @@ def _screenshot_dir(tmp_path: Path) -> Path:
     return target
 
 
-def test_run_all_then_move_a_slider_redraws_the_plot(lab, tmp_path):
+def _notebook7_missing() -> bool:
+    try:
+        import notebook
+    except ImportError:
+        return True
+    return int(notebook.__version__.split(".")[0]) < 7
+
+
+@pytest.mark.parametrize("front_end", [
+    "jupyterlab",
+    pytest.param("notebook7", marks=pytest.mark.skipif(
+        _notebook7_missing(), reason="Notebook 7 is not installed (pip install "
+                                     "'notebook>=7' to test it too)")),
+])
+def test_run_all_then_move_a_slider_redraws_the_plot(lab, tmp_path, front_end):
     shots = _screenshot_dir(tmp_path)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(60_000)
-            page.goto(lab["url"])
+            page.goto(lab["urls"][front_end])
             # the notebook is open when its first cell editor is there
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator, "
-                                   ".jp-KernelStatus, .jp-Toolbar-kernelName",
-                                   timeout=60_000)
+            # Run All before the kernel is connected would run nothing
+            page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]',
+                                   timeout=120_000)
             _run_all(page)
 
             explorer = page.locator(".backprop-course-explorer").first
@@ -166,23 +183,21 @@ def test_run_all_then_move_a_slider_redraws_the_plot(lab, tmp_path):
             image.wait_for(state="visible", timeout=60_000)
             _wait_until_idle(page)
             explorer.scroll_into_view_if_needed()
-            page.screenshot(path=str(shots / "browser_before.png"))
+            page.screenshot(path=str(shots / f"browser_{front_end}_before.png"))
             src_before = image.get_attribute("src")
             pixels_before = image.screenshot()
 
             readout = explorer.locator(".widget-readout").first
             value_before = readout.inner_text()
             handle = explorer.locator(".widget-slider .noUi-handle").first
-            handle.focus()
-            for _ in range(3):
-                handle.press("ArrowRight")
+            _move_slider(page, handle, readout, value_before)
             page.wait_for_function(
                 "([img, old]) => img.getAttribute('src') !== old",
                 arg=[image.element_handle(), src_before], timeout=60_000)
             _wait_until_idle(page)
             value_after = readout.inner_text()
             pixels_after = image.screenshot()
-            page.screenshot(path=str(shots / "browser_after.png"))
+            page.screenshot(path=str(shots / f"browser_{front_end}_after.png"))
 
             assert value_after != value_before, "the slider did not move"
             assert pixels_after != pixels_before, "the plot looks the same after the move"
@@ -194,14 +209,47 @@ def test_run_all_then_move_a_slider_redraws_the_plot(lab, tmp_path):
             browser.close()
 
 
+def _move_slider(page, handle, readout, value_before: str) -> None:
+    """Drag the handle as a learner does; if that did nothing, use the arrow keys."""
+    handle.scroll_into_view_if_needed()
+    box = handle.bounding_box()
+    track = handle.locator("xpath=ancestor::*[contains(@class,'noUi-target')][1]")
+    right_end = (track.bounding_box() or box)
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    dx = 25 if x + 30 < right_end["x"] + right_end["width"] else -25
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y, steps=5)
+    page.mouse.up()
+    try:
+        page.wait_for_function("([el, old]) => el.innerText !== old",
+                               arg=[readout.element_handle(), value_before],
+                               timeout=5_000)
+        return
+    except PlaywrightTimeout:
+        pass
+    handle.focus()
+    for _ in range(3):
+        handle.press("ArrowRight")
+
+
 def _run_all(page) -> None:
-    """Run > Run All Cells, from the menu bar as a learner does."""
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-    # a kernel chooser appears only if the notebook's kernel is unknown
-    select = page.locator(".jp-Dialog button.jp-mod-accept")
-    if select.count():
-        select.first.click()
+    """Run > Run All Cells, from the menu bar as a learner does; check it started."""
+    for _ in range(3):
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        # a kernel chooser appears only if the notebook's kernel is unknown
+        select = page.locator(".jp-Dialog button.jp-mod-accept")
+        if select.count():
+            select.first.click()
+        try:   # the first code cell gets [*] or [1]
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+                ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))", timeout=30_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError("Run > Run All Cells did not start the cells")
 
 
 def _wait_until_idle(page, timeout_s: float = 300) -> None:
