@@ -86,7 +86,8 @@ class TrainingRun:
     loss and training accuracy of the network after t updates, and
     ``parameters_at(t)`` its parameters. Once the loss is no longer a finite
     number the run stops: later entries are ``inf`` and ``diverged_at`` says
-    when it happened.
+    when it happened. ``snapshot_every=k`` keeps the parameters of every k-th
+    step only (0: only the latest), to save memory on long runs.
 
     ``optimizer``: "sgd" (p ← p − lr·g), "momentum" (SGD with μ = 0.9) or
     "adam". The seed fixes the initial weights, so two runs that differ only
@@ -95,7 +96,13 @@ class TrainingRun:
 
     def __init__(self, X: np.ndarray, y: np.ndarray, lr: float,
                  hidden: Sequence[int] = (16, 16), activation: str = "relu",
-                 init: str = "he", optimizer: str = "sgd", seed: int = 0) -> None:
+                 init: str = "he", optimizer: str = "sgd", seed: int = 0,
+                 snapshot_every: int = 1) -> None:
+        if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) \
+                or snapshot_every < 0:
+            raise ValueError(f"snapshot_every must be an integer >= 0, "
+                             f"got {snapshot_every!r}")
+        self.snapshot_every = snapshot_every
         self.X = np.asarray(X, dtype=np.float64)
         self.y = np.asarray(y, dtype=np.int64)
         self.lr = _check_lr(lr)
@@ -118,7 +125,7 @@ class TrainingRun:
         self.diverged_at: Optional[int] = None
         self._losses: list[float] = []
         self._accuracies: list[float] = []
-        self._snapshots: list[list[np.ndarray]] = []
+        self._snapshots: dict[int, list[np.ndarray]] = {}
         self._pending: Optional[Tensor] = None   # loss graph at the current params
         self._forward()
 
@@ -129,7 +136,11 @@ class TrainingRun:
             logits = self.net(self._X)
             loss = losses.cross_entropy(logits, self.y)
         value = loss.item()
-        self._snapshots.append([p.data for p in self.params])  # updates rebind .data
+        step = len(self._losses)
+        current = [p.data for p in self.params]   # updates rebind .data: no copy needed
+        self._current = current
+        if self.snapshot_every and step % self.snapshot_every == 0:
+            self._snapshots[step] = current
         self._losses.append(value if math.isfinite(value) else math.inf)
         self._accuracies.append(float(np.mean(logits.data.argmax(axis=1) == self.y)))
         self._pending = loss if math.isfinite(value) else None
@@ -144,7 +155,6 @@ class TrainingRun:
             if self._pending is None:                 # diverged: nothing to train
                 self._losses.append(math.inf)
                 self._accuracies.append(self._accuracies[-1])
-                self._snapshots.append(self._snapshots[-1])
                 continue
             self.optimizer.zero_grad()
             with np.errstate(all="ignore"):
@@ -189,9 +199,21 @@ class TrainingRun:
         return bool(end > 1.05 * start or (history.max() > 2 * start and end > 0.9 * start))
 
     def parameters_at(self, step: int) -> list[np.ndarray]:
-        """The parameter arrays after ``step`` updates (do not modify them)."""
+        """The parameter arrays after ``step`` updates (do not modify them).
+
+        Kept for every ``snapshot_every``-th step (and the latest one); a
+        diverged run keeps the last parameters it had.
+        """
         self.run_to(step)
-        return self._snapshots[step]
+        if self.diverged_at is not None and step >= self.diverged_at:
+            return self._current
+        if step == self.steps:
+            return self._current
+        if step in self._snapshots:
+            return self._snapshots[step]
+        raise ValueError(f"the parameters after step {step} were not kept "
+                         f"(snapshot_every={self.snapshot_every}); ask for a multiple "
+                         "of it, or make the run with snapshot_every=1")
 
     def predict_proba(self, X: np.ndarray, step: Optional[int] = None) -> np.ndarray:
         """Class probabilities, shape (n, classes), of the net after ``step`` updates.
@@ -219,10 +241,11 @@ class TrainingRun:
 
 def train(X: np.ndarray, y: np.ndarray, lr: float, steps: int = 150,
           hidden: Sequence[int] = (16, 16), activation: str = "relu", init: str = "he",
-          optimizer: str = "sgd", seed: int = 0) -> TrainingRun:
+          optimizer: str = "sgd", seed: int = 0, snapshot_every: int = 1) -> TrainingRun:
     """Train from ``seed`` for ``steps`` full-batch updates; see :class:`TrainingRun`."""
     return TrainingRun(X, y, lr, hidden=hidden, activation=activation, init=init,
-                       optimizer=optimizer, seed=seed).run_to(steps)
+                       optimizer=optimizer, seed=seed,
+                       snapshot_every=snapshot_every).run_to(steps)
 
 
 def decision_grid(X: np.ndarray, resolution: int = 90, margin: float = 0.25

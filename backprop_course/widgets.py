@@ -324,13 +324,17 @@ def learning_rate_explorer(data: training.DataLike = "moons",
     if not lo < hi:
         raise ValueError(f"lr_range must be (low, high) with low < high, got {lr_range}")
     runs: dict[float, training.TrainingRun] = {}
+    # the decision map needs the parameters at each step count the slider
+    # offers (multiples of 10); without a map only the latest are kept
+    keep_every = math.gcd(10, int(steps)) if X.shape[1] == 2 else 0
 
     def run_for(rate: float) -> training.TrainingRun:
         key = float(f"{rate:.6g}")
         if key not in runs:
             runs[key] = training.TrainingRun(X, y, key, hidden=hidden,
                                              activation=activation, init=init,
-                                             optimizer=optimizer, seed=seed)
+                                             optimizer=optimizer, seed=seed,
+                                             snapshot_every=keep_every)
         return runs[key]
 
     with _OneBlasThread():

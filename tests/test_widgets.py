@@ -357,3 +357,18 @@ def test_a_notebook_without_widget_front_end_still_shows_the_plots(tmp_path):
     empty, _ = exporter.from_notebook_node(nbformat.v4.new_notebook())
     tag = "data:image/png;base64"
     assert html.count(tag) - empty.count(tag) == 2          # the template has its own
+
+
+def test_training_keeps_only_the_snapshots_asked_for():
+    X, y = training.load_data("moons")
+    run = training.train(X, y, 0.3, steps=30)
+    assert not np.allclose(run.predict_proba(X, step=7), run.predict_proba(X, step=30))
+    sparse = training.train(X, y, 0.3, steps=30, snapshot_every=10)
+    np.testing.assert_allclose(sparse.predict_proba(X, step=20), run.predict_proba(X, step=20))
+    np.testing.assert_allclose(sparse.predict_proba(X), run.predict_proba(X, step=30))
+    with pytest.raises(ValueError, match="not kept"):
+        sparse.parameters_at(7)
+    assert sorted(sparse._snapshots) == [0, 10, 20, 30]
+    latest_only = training.train(X, y, 0.3, steps=30, snapshot_every=0)
+    assert latest_only._snapshots == {}
+    np.testing.assert_allclose(latest_only.predict_proba(X), run.predict_proba(X))
