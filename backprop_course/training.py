@@ -137,10 +137,9 @@ class TrainingRun:
             loss = losses.cross_entropy(logits, self.y)
         value = loss.item()
         step = len(self._losses)
-        current = [p.data for p in self.params]   # updates rebind .data: no copy needed
-        self._current = current
+        self._current = [p.data for p in self.params]   # live: optimisers update in place
         if self.snapshot_every and step % self.snapshot_every == 0:
-            self._snapshots[step] = current
+            self._snapshots[step] = [p.data.copy() for p in self.params]
         self._losses.append(value if math.isfinite(value) else math.inf)
         self._accuracies.append(float(np.mean(logits.data.argmax(axis=1) == self.y)))
         self._pending = loss if math.isfinite(value) else None
