@@ -88,6 +88,16 @@ def main() -> int:
     ms_steps = timed(lambda v: lr.update(steps=int(v)), range(110, 510, 10))
     report("learning_rate_explorer: steps +10 (trains 10 more)", ms_steps, None)
 
+    # ---- lesson 03's explorer: digits (300 of the 1437 images), 64-64-10
+    cold = []
+    for _ in range(args.repeats):
+        digits = widgets.learning_rate_explorer(data="digits", hidden=(64,), lr=0.5,
+                                                steps=100, max_steps=300)
+        order = [v for v in positions if abs(v - 0.5) > 0.01]
+        cold.append(timed(lambda v: digits.update(lr=v), order))
+    ms_digits = np.concatenate(cold)
+    ok &= report("learning_rate_explorer (lesson 03 digits): new lr", ms_digits, 100)
+
     # ---- depth explorer at 50 layers: every activation x init x residual
     depth = widgets.depth_explorer(depth=50)
     combos = list(itertools.product(["sigmoid", "tanh", "relu", "leaky_relu"],
