@@ -508,16 +508,18 @@ def depth_explorer(depth: int = 20, activation: str = "sigmoid", init: str = "na
                           fontweight="bold")
     headline = figure.text(0.5, 0.915, "", ha="center", va="top", fontsize=10.5)
 
+    compact = {"description_width": "initial"}
     controls = {
         "depth": w.IntSlider(value=depth, min=1, max=max_depth, step=1,
-                             description="depth", layout=w.Layout(width="340px")),
+                             description="depth", style=compact,
+                             layout=w.Layout(width="280px")),
         "activation": w.Dropdown(options=_ACTIVATION_OPTIONS, value=activation,
-                                 description="activation",
-                                 layout=w.Layout(width="220px")),
+                                 description="activation", style=compact,
+                                 layout=w.Layout(width="190px")),
         "init": w.Dropdown(options=_INIT_OPTIONS, value=init, description="init",
-                           layout=w.Layout(width="220px")),
+                           style=compact, layout=w.Layout(width="190px")),
         "residual": w.Checkbox(value=residual, description="residual x + F(x)",
-                               indent=False, layout=w.Layout(width="160px")),
+                               indent=False, layout=w.Layout(width="150px")),
     }
 
     def draw(ex: Explorer, values: dict[str, Any]) -> bool:
@@ -792,7 +794,7 @@ class Progress:
             return
         self._last = now
         self._bar.value = min(self.n, self._bar.max)
-        self._label.value = self._count() + (f"  {self.postfix}" if self.postfix else "")
+        self._label.value = self._count() + (f" \u00b7 {self.postfix}" if self.postfix else "")
 
     def _finish(self, done: bool) -> None:
         line = self.final_line(done)
@@ -801,7 +803,7 @@ class Progress:
             return
         self._refresh(force=True)
         if self._label is not None:
-            self._label.value = line + (f"  {self.postfix}" if self.postfix else "")
+            self._label.value = line + (f" \u00b7 {self.postfix}" if self.postfix else "")
         if not done and self._bar is not None:
             self._bar.bar_style = "warning"
         elif self._bar is not None:
