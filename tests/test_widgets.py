@@ -372,3 +372,11 @@ def test_training_keeps_only_the_snapshots_asked_for():
     latest_only = training.train(X, y, 0.3, steps=30, snapshot_every=0)
     assert latest_only._snapshots == {}
     np.testing.assert_allclose(latest_only.predict_proba(X), run.predict_proba(X))
+
+
+@pytest.mark.parametrize("module", ["viz", "widgets", "training", "gradient_flow"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(f"backprop_course.{module}"))
+    assert result.attempted > 0 and result.failed == 0
