@@ -23,6 +23,17 @@ def leaf(a):
     return Tensor(np.array(a, dtype=np.float64), requires_grad=True)
 
 
+def weighted(op):
+    """op's output times fixed random weights: gradcheck differentiates the sum,
+    and hypothesis's round numbers (1, -1, 2) can cancel a gradient entry to
+    exactly 0, where any relative error looks large."""
+    def f(*tensors):
+        out = op(*tensors)
+        w = np.random.default_rng(out.size).uniform(0.5, 1.5, size=out.shape)
+        return out * w
+    return f
+
+
 UNARY = {
     "exp": (lambda t: t.exp(), -2, 2),
     "log": (lambda t: t.log(), 0.2, 3),
@@ -91,7 +102,7 @@ def test_binary_ops_with_broadcasting_gradcheck(name, data):
     sa, sb = data.draw(broadcastable_pair())
     a = leaf(data.draw(values(sa)))
     b = leaf(data.draw(values(sb, 0.5, 2.0)))        # no division by ~0
-    assert gradcheck(BINARY[name], a, b) < TOL
+    assert gradcheck(weighted(BINARY[name]), a, b) < TOL
     assert a.grad.shape == sa and b.grad.shape == sb  # summed back to shape
 
 
@@ -101,7 +112,7 @@ def test_binary_ops_with_broadcasting_gradcheck(name, data):
 def test_matmul_gradcheck_including_batched(n, k, m, batch, data):
     a = leaf(data.draw(values(batch + (n, k))))
     b = leaf(data.draw(values((k, m))))
-    assert gradcheck(lambda a, b: a @ b, a, b) < TOL
+    assert gradcheck(weighted(lambda a, b: a @ b), a, b) < TOL
 
 
 def test_matmul_with_vectors_matches_numpy():
