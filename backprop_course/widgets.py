@@ -38,6 +38,7 @@ from matplotlib import ticker
 from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from threadpoolctl import ThreadpoolController
 
 from backprop_course import gradient_flow as flow_lib
 from backprop_course import training, viz
@@ -54,63 +55,21 @@ _CLASS_COLORS = np.array([            # one colour per class (tab10-like, readab
 
 # =================================================================== BLAS threads
 
+_BLAS_CONTROLLER: Optional[ThreadpoolController] = None
 
-def _openblas() -> Optional[tuple[Callable[[], int], Callable[[int], None]]]:
-    """(get, set) for the number of OpenBLAS threads numpy uses, if we can find them.
 
-    Looks through the shared libraries loaded in this process (Linux) for
-    OpenBLAS's own ``openblas_get/set_num_threads`` (any of the prefixes
-    numpy's wheels use). None elsewhere (macOS Accelerate, MKL): then the
-    explorers simply leave threading alone.
+def _one_blas_thread() -> Any:
+    """A context manager: run a redraw with one BLAS thread, then restore.
+
+    The explorers multiply small matrices many times; BLAS worker threads
+    cost more than they save there, and on a busy 2-core machine they made a
+    training step 15x slower. threadpoolctl finds the BLAS numpy loaded
+    (OpenBLAS, MKL, BLIS, Accelerate); only this block is affected.
     """
-    import ctypes
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps
-                     if "openblas" in line.lower() and "/" in line}
-    except OSError:
-        return None
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas", "openblas"):
-            for suffix in ("64_", ""):
-                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                if get is not None and put is not None:
-                    get.restype = ctypes.c_int
-                    put.argtypes = [ctypes.c_int]
-                    return get, put
-    return None
-
-
-_BLAS: Any = "unknown"
-
-
-class _OneBlasThread:
-    """Run a redraw with one BLAS thread, then restore the previous setting.
-
-    The explorers multiply small matrices many times; OpenBLAS's worker
-    threads cost more than they save there, and on a busy 2-core machine
-    they made a training step 15x slower. Only this block is affected.
-    """
-
-    def __enter__(self) -> None:
-        global _BLAS
-        if _BLAS == "unknown":
-            _BLAS = _openblas()
-        self.previous = None
-        if _BLAS is not None:
-            get, put = _BLAS
-            self.previous = get()
-            if self.previous != 1:
-                put(1)
-
-    def __exit__(self, *exc: Any) -> None:
-        if _BLAS is not None and self.previous not in (None, 1):
-            _BLAS[1](self.previous)
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:                 # scanning the libraries costs ms
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
 
 
 # =================================================================== rendering
@@ -241,7 +200,7 @@ class Explorer:
     def redraw(self) -> bytes:
         """Recompute from the controls, redraw, and show the new PNG."""
         start = time.perf_counter()
-        with _OneBlasThread():
+        with _one_blas_thread():
             if self._draw(self, self.values()):
                 self.renderer.invalidate()
             self.png = self.renderer.render()
@@ -337,7 +296,7 @@ def learning_rate_explorer(data: training.DataLike = "moons",
                                              snapshot_every=keep_every)
         return runs[key]
 
-    with _OneBlasThread():
+    with _one_blas_thread():
         loss0 = run_for(lr).losses[0]
     y_low, y_high = 1e-3, max(10.0, 10 * loss0)
 
