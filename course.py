@@ -52,7 +52,11 @@ def lab() -> int:
     setup("")
     start = ROOT / "notebooks" / "01_chain_rule.ipynb"
     target = start.relative_to(ROOT) if start.exists() else Path("notebooks")
-    return run(PYTHON, "-m", "jupyter", "lab", target)
+    extra = []
+    if hasattr(os, "geteuid") and os.geteuid() == 0:   # containers often run as root
+        print("Running as root: starting JupyterLab with --allow-root.")
+        extra.append("--allow-root")
+    return run(PYTHON, "-m", "jupyter", "lab", target, *extra)
 
 
 def test() -> int:
