@@ -54,6 +54,12 @@ def gradcheck(f: Callable[..., Tensor], *inputs: Tensor, h: float = 1e-6) -> flo
     Compares the gradient of ``f(*inputs).sum()`` with respect to every input
     that requires grad. Below ~1e-6 in float64 means the backward is right.
     """
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            hint = (" (pass the tensors as separate arguments: gradcheck(f, x, W))"
+                    if isinstance(t, (list, tuple)) else "")
+            raise TypeError(f"gradcheck: input {i} is a {type(t).__name__}, not a "
+                            f"Tensor{hint}")
     wrt = [t for t in inputs if t.requires_grad]
     if not wrt:
         raise ValueError("gradcheck: no input has requires_grad=True")

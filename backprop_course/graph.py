@@ -16,21 +16,26 @@ def topological_order(root: Any) -> list[Any]:
     Iterative depth-first search (no recursion, so a chain of a million nodes
     works). A node reached along several paths appears once. The stack holds
     ``(node, expanded)`` pairs: a node is emitted on its second visit, once all
-    of its inputs have been emitted.
+    of its inputs have been emitted; a leaf (no inputs) as soon as it is found.
     """
     order: list[Any] = []
-    visited: set[int] = set()
+    visited: set[Any] = set()      # nodes hash by identity: neither class has __eq__
     stack: list[tuple[Any, bool]] = [(root, False)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
             order.append(node)
             continue
-        if id(node) in visited:
+        if node in visited:
             continue
-        visited.add(id(node))
+        visited.add(node)
         stack.append((node, True))
         for child in node._prev:
-            if id(child) not in visited:
+            if child in visited:
+                continue
+            if child._prev:
                 stack.append((child, False))
+            else:                       # a leaf has no inputs to wait for
+                visited.add(child)
+                order.append(child)
     return order

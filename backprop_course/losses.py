@@ -1,7 +1,9 @@
 """Loss functions: one number that says how wrong the network is.
 
-Each loss is built from Tensor operations, so ``loss.backward()`` needs no
-special code here. Names follow PyTorch (``torch.nn.functional``).
+``mse`` and ``sse`` are built from Tensor operations, so ``loss.backward()``
+needs no code of theirs. ``cross_entropy`` is one node with the backward
+lesson 03 derives by hand (its docstring says why). Names follow PyTorch
+(``torch.nn.functional``).
 
 >>> import numpy as np
 >>> from backprop_course import Tensor
@@ -15,7 +17,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from backprop_course.tensor import Tensor
+from backprop_course.tensor import Tensor, stable_log_softmax
 
 __all__ = ["mse", "sse", "cross_entropy"]
 
@@ -71,8 +73,8 @@ def _check_labels(labels: Any, n: int, n_classes: int) -> np.ndarray:
     if labels.shape != (n,):
         raise ValueError(f"cross_entropy: labels must have shape ({n},), one class "
                          f"index per row of logits, got shape {labels.shape}")
-    bad = (labels < 0) | (labels >= n_classes)
-    if np.any(bad):
+    if labels.min() < 0 or labels.max() >= n_classes:
+        bad = (labels < 0) | (labels >= n_classes)
         raise ValueError(f"cross_entropy: labels must be in 0..{n_classes - 1} for "
                          f"{n_classes} classes; got {labels[bad][0]} "
                          f"(at index {int(np.flatnonzero(bad)[0])})")
@@ -89,13 +91,33 @@ def cross_entropy(logits: Tensor, labels: Union[np.ndarray, list, Tensor]) -> Te
 
     ``log_softmax`` subtracts each row's max first, so logits like 1000 give
     finite numbers (e^1000 would overflow to inf).
+
+    The loss is one node whose backward is the formula above, the one lesson
+    03 derives by hand. Built from Tensor ops it would read
+
+        onehot = np.eye(C)[y]
+        L = -(logits.log_softmax(axis=1) * onehot).sum() / N
+
+    with the same numbers (tests/test_losses.py checks that) but three nodes
+    and twice the numpy calls: one node is about 2% of a training step of an
+    MLP (benchmarks/bench_training_step.py).
     """
     logits = _as_tensor(logits)
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must have shape (N, C), one row of "
                          f"class scores per example, got shape {logits.shape}")
     n, n_classes = logits.shape
+    if n == 0:
+        raise ValueError("cross_entropy: the batch is empty (logits have 0 rows), "
+                         "so there is no average to take")
     labels = _check_labels(labels, n, n_classes)
-    log_probs = logits.log_softmax(axis=1)
-    picked = log_probs[np.arange(n), labels]       # log p(correct class), shape (N,)
-    return picked.sum() * (-1.0 / n)               # -(1/N) Σ (-mean() is one node more)
+    log_probs = stable_log_softmax(logits.data, axis=1)
+    rows = np.arange(n)
+    loss = -log_probs[rows, labels].sum() / n       # -(1/N) Σ log p(correct class)
+
+    def _backward(grad: np.ndarray) -> None:        # (softmax - onehot) / N, times g
+        dz = np.exp(log_probs)                      # softmax, a new array of our own
+        dz[rows, labels] -= 1
+        dz *= grad / n
+        logits._accumulate(dz)
+    return logits._child(np.asarray(loss), (logits,), "cross_entropy", _backward)

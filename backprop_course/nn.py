@@ -22,7 +22,7 @@ from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
-from backprop_course.tensor import Tensor
+from backprop_course.tensor import Tensor, affine
 
 RngLike = Union[None, int, np.random.Generator]
 DTypeLike = Union[type, np.dtype, str]
@@ -291,10 +291,7 @@ class Linear(Module):
             raise TypeError(f"{self!r} holds {self.weight.dtype} weights but got "
                             f"{x.dtype} input; convert it, e.g. "
                             f"x.astype(np.{self.weight.dtype})")
-        out = x @ self.weight
-        if self.bias is not None:
-            out = out + self.bias
-        return out
+        return affine(x, self.weight, self.bias)          # x @ W + b, one node
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

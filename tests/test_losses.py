@@ -1,6 +1,8 @@
 """Tests for backprop_course.losses: values, gradients, stability, bad input."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
 
 from backprop_course import Tensor, losses
 from backprop_course.gradcheck import numerical_grad, rel_error
@@ -70,6 +72,31 @@ def test_cross_entropy_accepts_lists_and_tensor_labels():
 def test_cross_entropy_bad_labels(labels, error, message):
     with pytest.raises(error, match=message):
         losses.cross_entropy(Tensor(LOGITS), labels)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), n=st.integers(1, 6), c=st.integers(1, 5),
+       dtype=st.sampled_from([np.float64, np.float32]))
+def test_cross_entropy_node_equals_the_same_loss_built_from_tensor_ops(data, n, c, dtype):
+    """The one-node loss against -(log_softmax(z) * onehot).sum() / N: values,
+    gradients and dtype, with an upstream gradient that is not 1."""
+    z = data.draw(arrays(np.float64, (n, c), elements=st.floats(-30, 30))).astype(dtype)
+    y = np.array(data.draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
+    onehot = np.eye(c, dtype=dtype)[y]
+    a, b = Tensor(z, requires_grad=True), Tensor(z, requires_grad=True)
+    fused = losses.cross_entropy(a, y)
+    composed = (b.log_softmax(axis=1) * onehot).sum() * (-1.0 / n)
+    (fused * 3.0).backward()
+    (composed * 3.0).backward()
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    assert fused.dtype == a.grad.dtype == dtype
+    np.testing.assert_allclose(fused.item(), composed.item(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(a.grad, b.grad, rtol=tol, atol=tol)
+
+
+def test_cross_entropy_empty_batch_is_a_clear_error():
+    with pytest.raises(ValueError, match="batch is empty"):
+        losses.cross_entropy(Tensor(np.zeros((0, 3))), np.zeros(0, dtype=int))
 
 
 def test_cross_entropy_needs_2d_logits():

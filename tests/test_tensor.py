@@ -6,6 +6,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 from backprop_course import Tensor, Value
+from backprop_course.tensor import affine
 from backprop_course.gradcheck import gradcheck, numerical_grad, rel_error
 
 TOL = 1e-6
@@ -121,6 +122,72 @@ def test_matmul_with_vectors_matches_numpy():
         a, b = leaf(rng.normal(size=sa)), leaf(rng.normal(size=sb))
         np.testing.assert_allclose((a @ b).data, a.data @ b.data)
         assert gradcheck(lambda a, b: a @ b, a, b) < TOL
+
+
+@settings(max_examples=30, deadline=None)
+@given(lead=st.sampled_from([(), (1,), (3,), (2, 3)]), n_in=st.integers(1, 4),
+       n_out=st.integers(1, 4), bias=st.booleans(), x_grad=st.booleans(),
+       data=st.data())
+def test_affine_is_matmul_plus_bias_in_one_node(lead, n_in, n_out, bias, x_grad, data):
+    x = Tensor(data.draw(values(lead + (n_in,))), requires_grad=x_grad)
+    W = leaf(data.draw(values((n_in, n_out))))
+    b = leaf(data.draw(values((n_out,)))) if bias else None
+    inputs = (x, W) if b is None else (x, W, b)
+    y = affine(*inputs)
+    assert y._op == "affine" and y._prev == inputs
+    np.testing.assert_allclose(y.data, (x @ W + (b if bias else 0.0)).data, rtol=1e-14)
+    assert gradcheck(weighted(affine), *inputs) < TOL
+    assert (x.grad is not None) == x_grad
+
+
+def test_affine_errors_name_the_shapes():
+    x, W = Tensor(np.ones((5, 3))), Tensor(np.ones((4, 2)))
+    with pytest.raises(ValueError, match=r"\(5, 3\) and weight of shape \(4, 2\)"):
+        affine(x, W)
+    with pytest.raises(ValueError, match=r"bias has shape \(3,\), expected \(2,\)"):
+        affine(Tensor(np.ones((5, 4))), W, Tensor(np.ones(3)))
+    with pytest.raises(TypeError, match="must be Tensors, got Tensor, ndarray"):
+        affine(x, np.ones((3, 2)))
+
+
+def test_sum_gradient_is_an_ordinary_writeable_array():
+    x = leaf(np.ones((2, 3)))
+    x.sum(axis=0).sum().backward()
+    x.grad[0, 0] = 5.0                       # a learner may poke at it
+    assert x.grad.flags.owndata and x.grad[1, 1] == 1.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(edges=st.lists(st.lists(st.integers(0, 1000), max_size=3), min_size=1,
+                      max_size=12))
+def test_topological_order_puts_every_node_once_after_its_inputs(edges):
+    """Random DAGs: node i takes inputs among nodes 0..i-1 (repeats allowed)."""
+    leaves = [leaf([1.0]), leaf([2.0])]
+    nodes = list(leaves)
+    for picks in edges:
+        parents = tuple(nodes[p % len(nodes)] for p in picks) or (leaves[0],)
+        out = parents[0]
+        for p in parents[1:]:
+            out = out + p
+        nodes.append(out * 1.0)
+    root = nodes[-1]
+    order = root.topological_order()
+    position = {id(n): i for i, n in enumerate(order)}
+    assert len(position) == len(order) and order[-1] is root
+    for node in order:
+        assert all(position[id(c)] < position[id(node)] for c in node._prev)
+    reachable, stack = set(), [root]
+    while stack:
+        node = stack.pop()
+        if id(node) not in reachable:
+            reachable.add(id(node))
+            stack.extend(node._prev)
+    assert set(position) == reachable
+
+
+def test_gradcheck_says_when_inputs_are_not_tensors():
+    with pytest.raises(TypeError, match=r"input 0 is a list.*gradcheck\(f, x, W\)"):
+        gradcheck(lambda x: x, [leaf([1.0])])
 
 
 def test_fancy_index_with_repeats_adds():
