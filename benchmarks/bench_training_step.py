@@ -8,12 +8,25 @@ One step = forward, softmax cross-entropy, backward, plain SGD update, for a
   torch    PyTorch eager on the CPU, if ``import torch`` works (else skipped)
 
 Run:  .venv/bin/python benchmarks/bench_training_step.py [--rounds 60] [--block 10]
+      [--instances 4] [--no-digits]
 (for the torch column, run it with a Python that has torch installed).
 
 The machine may be shared and noisy, so the contestants are interleaved: each
-round times a block of steps of each one, in every order in turn, and the table
-reports the median over rounds of the time per step. Before timing, one step
-of each from the same weights is compared, to show they compute the same thing.
+round times a block of steps of each one, in a fresh random order, and the
+table reports the median over rounds of the time per step. The ratios are
+paired: each round's engine time is divided by the other contestant's time in
+the same round, and the table gives the median of those ratios (with their
+interquartile range below), so a slow spell on the machine that hits one
+round cancels out instead of tilting the comparison.
+
+Each contestant runs as several instances (``--instances``, default 4), each
+with its own copy of the weights, and a round's time is their mean. Where an
+array happens to sit in memory changes a step's time by a few percent: two
+instances of the very same engine code measured up to 7% apart here. With
+one instance per contestant, that luck would be part of the ratio.
+
+Before timing, one step of each from the same weights is compared, to show
+they compute the same thing.
 
 Memory allocator: with glibc's default (adaptive) settings, whichever program
 frees a few MB at the end of a step may see the heap handed back to the OS and
@@ -22,9 +35,15 @@ adds 10-30% to one contestant or the other depending on allocation order. By
 default the script turns that off (``mallopt``: no trimming, no mmap for
 arrays below 32 MB), so the table compares arithmetic and Python overhead;
 ``--default-malloc`` keeps glibc's defaults. Page faults per step are shown.
-With torch, OMP_WAIT_POLICY defaults to PASSIVE (set it to override): torch's
-OpenMP workers otherwise spin after each step and fight numpy's BLAS threads
-for the cores.
+
+Threads: each library runs with its own default threading, and its worker threads
+keep spinning for a while after each call (that is what makes them fast:
+forcing torch's OMP_WAIT_POLICY=PASSIVE made its step twice as slow here).
+Spinning workers of one library slow the next one on a 2-core machine, and
+numpy's OpenBLAS workers spin for about 0.1 s: torch measured right after
+numpy took 2.1 ms a step instead of 1.3. So torch runs as one instance, and
+the script pauses before each torch block until numpy's workers sleep, and
+after it until torch's do (``PAUSE_AROUND_TORCH``).
 
 Afterwards, the digits run of lesson 03 is timed: a 64-128-10 ReLU MLP (He
 init), SGD lr 0.1 momentum 0.9, batch 32, 20 epochs, on
@@ -36,7 +55,6 @@ import argparse
 import ctypes
 import ctypes.util
 import importlib.util
-import itertools
 import os
 import resource
 import platform
@@ -51,6 +69,7 @@ from backprop_course import datasets, losses, nn, optim
 SIZES = [64, 256, 256, 10]
 BATCH = 128
 LR = 0.01
+PAUSE_AROUND_TORCH = (0.2, 0.02)   # seconds before and after a torch block
 
 
 # ------------------------------------------------------------------ contestants
@@ -162,21 +181,31 @@ def time_block(step: Callable, n: int) -> tuple[float, float]:
     return seconds, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / n
 
 
-def interleaved(steps: dict[str, Callable], rounds: int, block: int
+def interleaved(steps: dict[str, list[Callable]], rounds: int, block: int
                 ) -> tuple[dict, dict]:
-    names = list(steps)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    faults: dict[str, list[float]] = {name: [] for name in names}
-    for name in names:                               # warm up caches and threads
-        time_block(steps[name], block)
-    # every order in turn, so each contestant follows each other one equally
-    # often (a library's worker threads keep spinning for a while after it)
-    orders = list(itertools.permutations(names))
-    for r in range(rounds):
-        for name in orders[r % len(orders)]:
-            seconds, n_faults = time_block(steps[name], block)
-            times[name].append(seconds)
+    """Per contestant: seconds per step in each round (mean over its
+    instances), and page faults per step (mean over everything)."""
+    blocks = [(name, step) for name, instances in steps.items() for step in instances]
+    times: dict[str, list[list[float]]] = {name: [] for name in steps}
+    faults: dict[str, list[float]] = {name: [] for name in steps}
+    for _, step in blocks:                           # warm up caches and threads
+        time_block(step, block)
+    # a fresh random order each round, so each contestant follows each other
+    # one equally often (a library's worker threads keep spinning after it)
+    order_rng = np.random.default_rng(0)
+    for _ in range(rounds):
+        round_times: dict[str, list[float]] = {name: [] for name in steps}
+        for i in order_rng.permutation(len(blocks)):
+            name, step = blocks[i]
+            if name == "torch":                      # numpy's BLAS workers: sleep
+                time.sleep(PAUSE_AROUND_TORCH[0])
+            seconds, n_faults = time_block(step, block)
+            round_times[name].append(seconds)
             faults[name].append(n_faults)
+            if name == "torch":                      # torch's OpenMP workers: sleep
+                time.sleep(PAUSE_AROUND_TORCH[1])
+        for name, seconds in round_times.items():
+            times[name].append(float(np.mean(seconds)))
     return ({name: np.array(s) for name, s in times.items()},
             {name: float(np.mean(f)) for name, f in faults.items()})
 
@@ -225,6 +254,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=60, help="interleaved rounds")
     parser.add_argument("--block", type=int, default=10, help="steps per timed block")
+    parser.add_argument("--instances", type=int, default=4,
+                        help="copies of each contestant, each with its own arrays")
     parser.add_argument("--no-digits", action="store_true", help="skip the digits run")
     parser.add_argument("--default-malloc", action="store_true",
                         help="keep glibc's adaptive heap trimming (see docstring)")
@@ -236,7 +267,6 @@ def main() -> None:
 
     torch = None
     if importlib.util.find_spec("torch") is not None:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # read as torch loads
         try:
             import torch
         except ImportError as err:
@@ -244,7 +274,8 @@ def main() -> None:
     print("\n".join(environment(torch) + [malloc]))
     print(f"step: {'-'.join(map(str, sizes))} ReLU MLP, batch {args.batch}, "
           "cross-entropy, "
-          f"SGD lr={LR}; {args.rounds} rounds x {args.block} steps, median per step")
+          f"SGD lr={LR}; {args.rounds} rounds x {args.block} steps x "
+          f"{args.instances} instances, median per step")
     if torch is None:
         print("torch: not importable, column skipped")
 
@@ -254,16 +285,26 @@ def main() -> None:
     rows = []
     for dtype in (np.float64, np.float32):
         X = X64.astype(dtype)
-        engine_step, engine_params = make_engine(X, y, dtype, sizes)
-        start = [p.data.copy() for p in engine_params]
-        numpy_step, numpy_params = make_numpy(X, y, start)
-        steps = {"engine": engine_step, "numpy": numpy_step}
-        others = {"numpy": numpy_params}
+        steps: dict[str, list[Callable]] = {"engine": [], "numpy": []}
         if torch is not None:
-            steps["torch"], others["torch"] = make_torch(torch, X, y, start, sizes)
+            steps["torch"] = []
+        for k in range(args.instances):              # allocated in turn
+            engine_step, params = make_engine(X, y, dtype, sizes)
+            start = [p.data.copy() for p in params]
+            numpy_step, numpy_params = make_numpy(X, y, start)
+            steps["engine"].append(engine_step)
+            steps["numpy"].append(numpy_step)
+            if torch is not None and k == 0:         # one: see the docstring
+                torch_step, torch_params = make_torch(torch, X, y, start, sizes)
+                steps["torch"].append(torch_step)
+            if k == 0:
+                engine_params = params
+                others = {"numpy": numpy_params}
+                if torch is not None:
+                    others["torch"] = torch_params
 
         # same maths? one step each from the same weights, then compare
-        losses_first = {name: step() for name, step in steps.items()}
+        losses_first = {name: instances[0]() for name, instances in steps.items()}
         after = [p.data for p in engine_params]
         tol = 1e-10 if dtype == np.float64 else 1e-4
         for name, params in others.items():
@@ -277,25 +318,29 @@ def main() -> None:
         med = {name: float(np.median(s)) * 1e3 for name, s in t.items()}
         q = {name: (np.percentile(s, 25) * 1e3, np.percentile(s, 75) * 1e3)
              for name, s in t.items()}
-        rows.append((np.dtype(dtype).name, med, q, faults))
+        paired = {name: t["engine"] / s for name, s in t.items() if name != "engine"}
+        rows.append((np.dtype(dtype).name, med, q, faults, paired))
 
     print()
     header = (f"{'dtype':8} {'engine ms':>10} {'numpy ms':>10} {'torch ms':>10} "
               f"{'engine/numpy':>13} {'engine/torch':>13}")
     print(header)
     print("-" * len(header))
-    for name, med, q, faults in rows:
+    for name, med, q, faults, paired in rows:
         torch_ms = f"{med['torch']:10.3f}" if "torch" in med else f"{'-':>10}"
-        vs_torch = (f"{med['engine'] / med['torch']:13.2f}" if "torch" in med
+        vs_torch = (f"{np.median(paired['torch']):13.2f}" if "torch" in med
                     else f"{'-':>13}")
         print(f"{name:8} {med['engine']:10.3f} {med['numpy']:10.3f} {torch_ms} "
-              f"{med['engine'] / med['numpy']:13.2f} {vs_torch}")
+              f"{np.median(paired['numpy']):13.2f} {vs_torch}")
     print()
-    for name, med, q, faults in rows:
+    for name, med, q, faults, paired in rows:
         print(f"{name}: interquartile ms " + ", ".join(
             f"{k} {lo:.3f}-{hi:.3f}" for k, (lo, hi) in q.items())
             + "; page faults/step " + ", ".join(
             f"{k} {f:.0f}" for k, f in faults.items()))
+        print(f"{name}: interquartile ratios " + ", ".join(
+            f"engine/{k} {np.percentile(r, 25):.3f}-{np.percentile(r, 75):.3f}"
+            for k, r in paired.items()))
 
     if not args.no_digits:
         print("\ndigits (lesson 03): 64-128-10 ReLU, He init, SGD lr 0.1 momentum 0.9, "
