@@ -3,6 +3,8 @@
 
     python3 course.py lab     # install, then open the course in JupyterLab
     python3 course.py test    # install, then run the whole test suite
+    python3 course.py execute [NOTEBOOK ...]
+                              # (maintainers) re-run lessons, store outputs
 
 Needs only Python >= 3.10. Everything is installed into ./.venv, so
 nothing outside this folder changes. Run it again at any time: an
@@ -80,8 +82,40 @@ def test() -> int:
     return 1 if failed else 0
 
 
+# Run in .venv by `execute`: a fresh kernel per notebook, in its own folder, as
+# Run All would; widget state is kept (so JupyterLab shows the last frame), and
+# per-cell timestamps are dropped, which would only add noise to diffs.
+EXECUTE = """
+import sys, nbformat
+from nbclient import NotebookClient
+for path in sys.argv[1:]:
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=True,
+                   resources={"metadata": {"path": str(__import__("pathlib").Path(path).parent)}}
+                   ).execute()
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
+    print("executed", path)
+"""
+
+
+def execute(paths: list[str]) -> int:
+    """Re-run lesson notebooks in place (all of notebooks/ by default)."""
+    setup("test")
+    notebooks = [Path(p).resolve() for p in paths] or sorted(
+        (ROOT / "notebooks").glob("*.ipynb"))
+    for path in notebooks:
+        if path.suffix != ".ipynb" or not path.is_file():
+            print(f"not a notebook file: {path}")
+            return 2
+    return run(PYTHON, "-c", EXECUTE, *notebooks)
+
+
 def main() -> int:
     commands = {"lab": lab, "test": test}
+    if len(sys.argv) >= 2 and sys.argv[1] == "execute":
+        return execute(sys.argv[2:])
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
         print(__doc__)
         return 2
