@@ -86,13 +86,14 @@ def test() -> int:
 # Run All would; widget state is kept (so JupyterLab shows the last frame), and
 # per-cell timestamps are dropped, which would only add noise to diffs.
 EXECUTE = """
-import sys, nbformat
+import sys
+from pathlib import Path
+import nbformat
 from nbclient import NotebookClient
-for path in sys.argv[1:]:
+for path in map(Path, sys.argv[1:]):
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=True,
-                   resources={"metadata": {"path": str(__import__("pathlib").Path(path).parent)}}
-                   ).execute()
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
     nbformat.write(nb, path)
