@@ -28,7 +28,7 @@ RngLike = Union[None, int, np.random.Generator]
 DTypeLike = Union[type, np.dtype, str]
 
 __all__ = [
-    "Module", "Linear", "Sequential", "Residual", "MLP",
+    "Module", "Linear", "Sequential", "Residual", "MLP", "LayerNorm", "BatchNorm1d",
     "ReLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid", "Identity",
     "init", "init_weight", "init_std", "INIT_SCHEMES", "ACTIVATIONS",
 ]
@@ -177,8 +177,24 @@ class Module:
     ``parameters()`` finds them all, in the order the attributes were set.
     """
 
+    #: True while training, False after ``eval()``; only layers that behave
+    #: differently in the two modes (``BatchNorm1d``) look at it.
+    training: bool = True
+
     def forward(self, *args: Any) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def train(self, mode: bool = True) -> "Module":
+        """Put this module and every sub-module in training mode (or not)."""
+        for module in self.modules():
+            module.training = bool(mode)
+        return self
+
+    def eval(self) -> "Module":
+        """Evaluation mode: ``train(False)``. BatchNorm1d then uses its running
+        statistics instead of the batch's, so one example's output no longer
+        depends on the others in its batch."""
+        return self.train(False)
 
     def __call__(self, *args: Any) -> Tensor:
         return self.forward(*args)
@@ -360,6 +376,121 @@ ACTIVATIONS: dict[str, type[Module]] = {
     "relu": ReLU, "leaky_relu": LeakyReLU, "elu": ELU,
     "tanh": Tanh, "sigmoid": Sigmoid, "identity": Identity,
 }
+
+
+# =================================================================== normalisation
+
+
+def _normalize(x: Tensor, mean: Any, var: Any, eps: float) -> Tensor:
+    """(x - mean) / √(var + eps): zero mean and unit variance, if mean and var
+    are x's own (Tensors, so the gradient flows through them too)."""
+    return (x - mean) * (var + eps) ** -0.5
+
+
+class LayerNorm(Module):
+    """Normalise each example over its features, then scale and shift:
+
+        y = (x - mean(x)) / √(var(x) + eps) · weight + bias
+
+    with the mean and the (biased) variance taken over the last axis of x,
+    for each row on its own (Ba, Kiros & Hinton 2016). Every layer's input
+    keeps the same scale however the weights below it grow or shrink, so
+    the gradients do too. ``weight`` starts at 1 and ``bias`` at 0.
+    """
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-5,
+                 elementwise_affine: bool = True, dtype: DTypeLike = np.float64) -> None:
+        dtype = _float_dtype(dtype)
+        self.normalized_shape = _positive_int(normalized_shape, "LayerNorm",
+                                              "normalized_shape")
+        self.eps = eps
+        self.weight = self.bias = None
+        if elementwise_affine:
+            self.weight = Tensor(np.ones(normalized_shape, dtype), requires_grad=True)
+            self.bias = Tensor(np.zeros(normalized_shape, dtype), requires_grad=True)
+
+    def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        x = _as_tensor(x)
+        if x.ndim == 0 or x.shape[-1] != self.normalized_shape:
+            raise ValueError(f"{self!r} got input of shape {x.shape}: its last axis "
+                             f"must have {self.normalized_shape} features")
+        mean = x.mean(axis=-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+        y = _normalize(x, mean, var, self.eps)
+        if self.weight is not None:
+            y = y * self.weight + self.bias
+        return y
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps:g}, "
+                f"elementwise_affine={self.weight is not None}")
+
+
+class BatchNorm1d(Module):
+    """Normalise each feature over the batch, then scale and shift:
+
+        y = (x - mean) / √(var + eps) · weight + bias
+
+    for x of shape (N, C), with the mean and the (biased) variance of each
+    of the C columns taken over the N examples (Ioffe & Szegedy 2015).
+
+    In training mode the batch's own statistics are used, and gradients
+    flow through them; each call also updates the running estimates
+    ``running_mean ← (1 - momentum) running_mean + momentum · mean`` (and
+    the same for ``running_var``, with the unbiased variance, as PyTorch
+    does). After ``eval()`` the running estimates are used instead, as
+    constants. ``weight`` starts at 1, ``bias`` at 0.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True, dtype: DTypeLike = np.float64) -> None:
+        dtype = _float_dtype(dtype)
+        self.num_features = _positive_int(num_features, "BatchNorm1d", "num_features")
+        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) \
+                or not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm1d: momentum must be in [0, 1], got {momentum!r}")
+        self.eps = eps
+        self.momentum = float(momentum)
+        self.weight = self.bias = None
+        if affine:
+            self.weight = Tensor(np.ones(num_features, dtype), requires_grad=True)
+            self.bias = Tensor(np.zeros(num_features, dtype), requires_grad=True)
+        # buffers, not parameters: plain arrays that no gradient reaches
+        self.running_mean = np.zeros(num_features, dtype)
+        self.running_var = np.ones(num_features, dtype)
+
+    def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        x = _as_tensor(x)
+        if x.ndim != 2 or x.shape[1] != self.num_features:
+            raise ValueError(f"{self!r} got input of shape {x.shape}: it needs "
+                             f"(batch, {self.num_features})")
+        if self.training:
+            n = x.shape[0]
+            if n < 2:
+                raise ValueError(f"{self!r} in training mode needs at least 2 examples "
+                                 f"to take a variance, got a batch of {n}; call "
+                                 ".eval() to use the running statistics")
+            mean = x.mean(axis=0)
+            var = ((x - mean) ** 2).mean(axis=0)
+            m = self.momentum
+            self.running_mean = (1 - m) * self.running_mean + m * mean.data
+            self.running_var = (1 - m) * self.running_var + m * var.data * n / (n - 1)
+        else:
+            mean, var = self.running_mean, self.running_var
+        y = _normalize(x, mean, var, self.eps)
+        if self.weight is not None:
+            y = y * self.weight + self.bias
+        return y
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}, "
+                f"affine={self.weight is not None}")
+
+
+def _positive_int(n: Any, who: str, name: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"{who}: {name} must be a positive integer, got {n!r}")
+    return int(n)
 
 
 # =================================================================== containers

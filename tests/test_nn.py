@@ -311,3 +311,118 @@ def test_residual_stack_variance_doubles_per_block_unless_scaled():
         ratios[scale] = h.var() / start
     assert 2 ** 20 / 4 < ratios[1.0] < 2 ** 20 * 4
     assert 1.5 < ratios[1 / np.sqrt(20)] < 4.0
+
+
+# ------------------------------------------------------------------ normalisation
+
+def _by_hand(x, axis, eps=1e-5):
+    mean = x.mean(axis=axis, keepdims=True)
+    return (x - mean) / np.sqrt(x.var(axis=axis, keepdims=True) + eps)
+
+
+def _gradcheck_layer(layer, x, seed):
+    """Every gradient of sum(w * layer(x)) (x and the layer's parameters)
+    against central differences."""
+    x = Tensor(x, requires_grad=True)
+    w = np.random.default_rng(seed).uniform(0.5, 1.5, size=layer(x).shape)
+    layer.zero_grad()
+    (layer(x) * w).sum().backward()
+    for t in [x] + layer.parameters():
+        def f(a, t=t):
+            saved = t.data
+            t.data = a
+            try:
+                return float((layer(x).data * w).sum())
+            finally:
+                t.data = saved
+        np.testing.assert_allclose(t.grad, numerical_grad(f, t.data.copy(), h=1e-5),
+                                   rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("shape", [(4, 5), (3,), (2, 3, 6)])
+def test_layer_norm_normalises_each_row_and_gradchecks(shape):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=shape) * 3 + 2
+    layer = nn.LayerNorm(shape[-1])
+    np.testing.assert_allclose(layer(x).data, _by_hand(x, -1), rtol=1e-12, atol=1e-12)
+    layer.weight.data = rng.uniform(0.5, 2, size=shape[-1])
+    layer.bias.data = rng.normal(size=shape[-1])
+    expected = _by_hand(x, -1) * layer.weight.data + layer.bias.data
+    np.testing.assert_allclose(layer(x).data, expected, rtol=1e-12, atol=1e-12)
+    _gradcheck_layer(layer, x, seed=1)
+
+
+def test_batch_norm_training_normalises_columns_and_gradchecks():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6, 4)) * [1, 2, 3, 4] + [0, 1, -1, 5]
+    layer = nn.BatchNorm1d(4)
+    np.testing.assert_allclose(layer(x).data, _by_hand(x, 0), rtol=1e-12, atol=1e-12)
+    layer.weight.data = rng.uniform(0.5, 2, size=4)
+    layer.bias.data = rng.normal(size=4)
+    _gradcheck_layer(layer, x, seed=2)
+    # the gradient reaches x through the batch mean and variance too: with
+    # weight 1, Σ over the batch of dL/dx is 0 for every column
+    x_t = Tensor(x, requires_grad=True)
+    (nn.BatchNorm1d(4)(x_t) * rng.normal(size=(6, 4))).sum().backward()
+    np.testing.assert_allclose(x_t.grad.sum(axis=0), 0.0, atol=1e-12)
+
+
+def test_batch_norm_running_statistics_and_eval_mode():
+    rng = np.random.default_rng(2)
+    layer = nn.BatchNorm1d(3, momentum=0.1)
+    batches = [rng.normal(size=(8, 3)) * 2 + 1 for _ in range(2)]
+    mean, var = np.zeros(3), np.ones(3)
+    for x in batches:
+        layer(x)
+        mean = 0.9 * mean + 0.1 * x.mean(axis=0)
+        var = 0.9 * var + 0.1 * x.var(axis=0, ddof=1)      # unbiased, as PyTorch
+    np.testing.assert_allclose(layer.running_mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(layer.running_var, var, rtol=1e-12)
+    assert layer.eval() is layer and not layer.training
+    one = layer(batches[0][:1]).data                   # one example works in eval
+    np.testing.assert_allclose(one, (batches[0][:1] - mean) / np.sqrt(var + 1e-5),
+                               rtol=1e-12)
+    np.testing.assert_allclose(layer(batches[0]).data[:1], one)  # batch-independent
+    np.testing.assert_allclose(layer.running_mean, mean)        # not updated in eval
+
+
+def test_train_and_eval_reach_every_sub_module():
+    net = nn.Sequential(nn.Linear(3, 4, rng=0), nn.BatchNorm1d(4), nn.ReLU(),
+                        nn.Residual(nn.Sequential(nn.BatchNorm1d(4))))
+    net.eval()
+    assert not any(m.training for m in net.modules())
+    net.train()
+    assert all(m.training for m in net.modules())
+    names = [n for n, _ in net.named_parameters()]
+    assert names == ["0.weight", "0.bias", "1.weight", "1.bias",
+                     "3.module.0.weight", "3.module.0.bias"]   # buffers are not params
+
+
+def test_normalisation_keeps_float32():
+    x = np.random.default_rng(3).normal(size=(4, 5)).astype(np.float32)
+    for layer in (nn.LayerNorm(5, dtype=np.float32), nn.BatchNorm1d(5, dtype=np.float32)):
+        out = layer(x)
+        out.sum().backward()
+        assert out.dtype == np.float32 and layer.weight.grad.dtype == np.float32
+    assert layer.running_mean.dtype == layer.running_var.dtype == np.float32
+
+
+@pytest.mark.parametrize("make, x, message", [
+    (lambda: nn.LayerNorm(4), np.ones((2, 3)), r"shape \(2, 3\).*4 features"),
+    (lambda: nn.BatchNorm1d(4), np.ones((2, 3)), r"shape \(2, 3\).*\(batch, 4\)"),
+    (lambda: nn.BatchNorm1d(4), np.ones(4), r"shape \(4,\).*\(batch, 4\)"),
+    (lambda: nn.BatchNorm1d(4), np.ones((1, 4)), r"at least 2 examples.*\.eval\(\)"),
+])
+def test_normalisation_bad_input_is_clear(make, x, message):
+    with pytest.raises(ValueError, match=message):
+        make()(x)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: nn.LayerNorm(0), "normalized_shape must be a positive integer"),
+    (lambda: nn.BatchNorm1d(2.5), "num_features must be a positive integer"),
+    (lambda: nn.BatchNorm1d(3, momentum=1.5), r"momentum must be in \[0, 1\]"),
+])
+def test_normalisation_bad_settings_are_clear(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
