@@ -381,10 +381,20 @@ ACTIVATIONS: dict[str, type[Module]] = {
 # =================================================================== normalisation
 
 
-def _normalize(x: Tensor, mean: Any, var: Any, eps: float) -> Tensor:
-    """(x - mean) / √(var + eps): zero mean and unit variance, if mean and var
-    are x's own (Tensors, so the gradient flows through them too)."""
-    return (x - mean) * (var + eps) ** -0.5
+def _normalize(x: Tensor, mean: Any, var: Any, eps: float,
+               weight: Optional[Tensor], bias: Optional[Tensor]) -> Tensor:
+    """(x - mean) / √(var + eps) · weight + bias. With x's own mean and var
+    (Tensors, so the gradient flows through them too) the first part has
+    zero mean and unit variance; weight and bias (None: left out) let the
+    network learn any other scale and shift."""
+    y = (x - mean) * (var + eps) ** -0.5
+    return y if weight is None else y * weight + bias
+
+
+def _scale_and_shift(n: int, dtype: np.dtype) -> tuple[Tensor, Tensor]:
+    """A normalisation layer's learned weight (starts at 1) and bias (at 0)."""
+    return (Tensor(np.ones(n, dtype), requires_grad=True),
+            Tensor(np.zeros(n, dtype), requires_grad=True))
 
 
 class LayerNorm(Module):
@@ -404,10 +414,8 @@ class LayerNorm(Module):
         self.normalized_shape = _positive_int(normalized_shape, "LayerNorm",
                                               "normalized_shape")
         self.eps = eps
-        self.weight = self.bias = None
-        if elementwise_affine:
-            self.weight = Tensor(np.ones(normalized_shape, dtype), requires_grad=True)
-            self.bias = Tensor(np.zeros(normalized_shape, dtype), requires_grad=True)
+        self.weight, self.bias = (_scale_and_shift(self.normalized_shape, dtype)
+                                  if elementwise_affine else (None, None))
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
         x = _as_tensor(x)
@@ -416,10 +424,7 @@ class LayerNorm(Module):
                              f"must have {self.normalized_shape} features")
         mean = x.mean(axis=-1, keepdims=True)
         var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-        y = _normalize(x, mean, var, self.eps)
-        if self.weight is not None:
-            y = y * self.weight + self.bias
-        return y
+        return _normalize(x, mean, var, self.eps, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps:g}, "
@@ -451,10 +456,8 @@ class BatchNorm1d(Module):
             raise ValueError(f"BatchNorm1d: momentum must be in [0, 1], got {momentum!r}")
         self.eps = eps
         self.momentum = float(momentum)
-        self.weight = self.bias = None
-        if affine:
-            self.weight = Tensor(np.ones(num_features, dtype), requires_grad=True)
-            self.bias = Tensor(np.zeros(num_features, dtype), requires_grad=True)
+        self.weight, self.bias = (_scale_and_shift(self.num_features, dtype)
+                                  if affine else (None, None))
         # buffers, not parameters: plain arrays that no gradient reaches
         self.running_mean = np.zeros(num_features, dtype)
         self.running_var = np.ones(num_features, dtype)
@@ -477,10 +480,7 @@ class BatchNorm1d(Module):
             self.running_var = (1 - m) * self.running_var + m * var.data * n / (n - 1)
         else:
             mean, var = self.running_mean, self.running_var
-        y = _normalize(x, mean, var, self.eps)
-        if self.weight is not None:
-            y = y * self.weight + self.bias
-        return y
+        return _normalize(x, mean, var, self.eps, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}, "
