@@ -72,6 +72,20 @@ def _lesson_with_explorer() -> tuple[Path, str]:
                 "learning_rate_explorer or depth_explorer)")
 
 
+def _copy_without_outputs(source: Path, target: Path) -> None:
+    """The lesson as if never run: no outputs, no [n] prompts, no widget state.
+
+    Stored outputs would show [1] ... before anything ran, so Run All could not
+    be told from a click that reached no kernel, and a stored explorer could
+    pass for a new one."""
+    nb = json.loads(source.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    nb["metadata"].pop("widgets", None)
+    target.write_text(json.dumps(nb, indent=1), encoding="utf-8")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -83,7 +97,7 @@ def lab(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 serving a copy of the lesson."""
     notebook, explorer = _lesson_with_explorer()
     root = tmp_path_factory.mktemp("lab")
-    shutil.copy(notebook, root / notebook.name)
+    _copy_without_outputs(notebook, root / notebook.name)
     home = tmp_path_factory.mktemp("jupyter-home")
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ,
@@ -185,10 +199,15 @@ def test_run_all_then_move_a_slider_redraws_the_plot(lab, tmp_path, front_end):
 
             explorer = page.locator(".backprop-course-explorer").first
             try:
-                explorer.wait_for(state="visible", timeout=120_000)
+                explorer.wait_for(state="visible", timeout=90_000)
             except PlaywrightTimeout:
-                # once: a kernel that lost its connection during start-up
+                # once: the page's first kernel connection can fail on a fresh
+                # server (jupyter_server issue 1265, a 500 on the websocket), and
+                # widgets then never render; reload as a learner would, run again
                 page.screenshot(path=str(shots / f"browser_{front_end}_no_output.png"))
+                page.reload()
+                page.wait_for_selector('.jp-Notebook-ExecutionIndicator'
+                                       '[data-status="idle"]', timeout=120_000)
                 _restart_and_run_all(page)
                 explorer.wait_for(state="visible", timeout=120_000)
             image = explorer.locator("img").first
