@@ -329,8 +329,31 @@ class Detector:
     hint: str
 
 
-def _near(a: np.ndarray, b: np.ndarray, rtol: float = 1e-4, atol: float = 1e-7) -> bool:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+@contextlib.contextmanager
+def autograd_watch() -> Iterator[list]:
+    """Notes whether Tensor.backward runs inside the block (for exercises whose
+    answer must be written by hand in numpy): the list is non-empty if it did."""
+    from backprop_course.tensor import Tensor
+    used: list = []
+    original = Tensor.backward
+
+    def watched(self, *args, **kwargs):
+        used.append(True)
+        return original(self, *args, **kwargs)
+    Tensor.backward = watched
+    try:
+        yield used
+    finally:
+        Tensor.backward = original
+
+
+def near(a: Any, b: Any, rtol: float = 1e-4, atol: float = 1e-7) -> bool:
+    """True if ``a`` is finite, has ``b``'s shape and is allclose to it (False,
+    not an error, for anything that is not numbers)."""
+    try:
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
     return a.shape == b.shape and bool(np.all(np.isfinite(a))) and bool(
         np.allclose(a, b, rtol=rtol, atol=atol))
 
@@ -345,21 +368,21 @@ def _ratio(got: np.ndarray, expected: np.ndarray) -> float | None:
     if g.shape != e.shape or not _nonzero(e) or not np.all(np.isfinite(g)):
         return None
     c = float(g @ e / (e @ e))
-    return c if _near(g, c * e) else None
+    return c if near(g, c * e) else None
 
 
 def _is_sign(got, expected):
-    return _nonzero(expected) and _near(got, -np.asarray(expected))
+    return _nonzero(expected) and near(got, -np.asarray(expected))
 
 
 def _is_transpose(got, expected):
     e = np.asarray(expected)
-    return e.ndim >= 2 and not _near(got, e) and _near(got, e.T)
+    return e.ndim >= 2 and not near(got, e) and near(got, e.T)
 
 
 def _is_batch_sum(got, expected):
     g, e = np.asarray(got), np.asarray(expected)
-    return g.ndim == e.ndim + 1 and g.shape[1:] == e.shape and _near(g.sum(axis=0), e)
+    return g.ndim == e.ndim + 1 and g.shape[1:] == e.shape and near(g.sum(axis=0), e)
 
 
 def _is_wrong_axis(got, expected):
@@ -420,7 +443,7 @@ _NAN_HINT = ("NaN or inf in your result: an overflow in exp, a log of 0, a divis
 def equals(value: Any, hint: str | None = None, *, name: str = "equals") -> Detector:
     """A detector for one specific wrong answer: fires when got ≈ ``value``."""
     target = np.asarray(value, dtype=np.float64)
-    return Detector(name, lambda got, expected: _near(got, target),
+    return Detector(name, lambda got, expected: near(got, target),
                     hint or "this is a known wrong answer")
 
 
@@ -448,7 +471,7 @@ def missing_factor(factor: Any, name: str = "the upstream gradient",
     def test(got: np.ndarray, exp: np.ndarray) -> bool:
         ref = np.asarray(exp if expected is None else expected, dtype=np.float64)
         with np.errstate(all="ignore"):
-            return bool(np.all(np.abs(f) > 1e-12)) and not _near(f, 1.0) and _near(got, ref / f)
+            return bool(np.all(np.abs(f) > 1e-12)) and not near(f, 1.0) and near(got, ref / f)
     return Detector("missing_factor", test,
                     f"a factor of the chain rule left out: multiply by {name}")
 
@@ -588,7 +611,7 @@ def close(got: Any, expected: Any, *, what: str = "your result", rtol: float = 1
     diag = _CONSTANT_HINT if _constant_seen(what, gf, ef) else None
     if diag is None and base is not None:
         b = np.broadcast_to(np.asarray(base, dtype=np.float64), ef.shape)
-        if _nonzero(b) and _near(gf, ef - b):
+        if _nonzero(b) and near(gf, ef - b):
             diag = overwrote(0.0).hint
         else:
             diag = _diagnose(gf - b, ef - b, hint_if, batch)
@@ -601,7 +624,7 @@ def _constant_seen(what: str, got: np.ndarray, expected: np.ndarray) -> bool:
     key = what.split("(")[0]
     got = np.asarray(got, dtype=np.float64)
     return any(k == key and g.shape == got.shape and np.array_equal(g, got)
-               and not (e.shape == expected.shape and _near(e, expected))
+               and not (e.shape == expected.shape and near(e, expected))
                for k, g, e in _state.seen)
 
 

@@ -29,9 +29,8 @@ NOTEBOOK = "03_mlp_from_scratch"
 
 
 def _near(a: np.ndarray, b: np.ndarray, rtol: float = 1e-5, atol: float = 1e-9) -> bool:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return a.shape == b.shape and bool(np.all(np.isfinite(a))) and bool(
-        np.allclose(a, b, rtol=rtol, atol=atol))
+    """expect.near with this module's default tolerances."""
+    return expect.near(a, b, rtol=rtol, atol=atol)
 
 
 def _ratio_is(k: float):

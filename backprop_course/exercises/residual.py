@@ -14,10 +14,8 @@ when it recognises one.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 from functools import reduce
-from typing import Iterator
 
 import numpy as np
 
@@ -29,34 +27,8 @@ NOTEBOOK = "05_residual_networks"
 
 
 def _near(a, b, rtol: float = 1e-6, atol: float = 1e-12) -> bool:
-    try:
-        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    except (TypeError, ValueError):
-        return False
-    return a.shape == b.shape and bool(np.all(np.isfinite(a))) and bool(
-        np.allclose(a, b, rtol=rtol, atol=atol))
-
-
-def _is(value, hint: str):
-    """A ``hint_if`` entry: got ≈ ``value`` (a known wrong answer) gives ``hint``."""
-    return expect.equals(value, hint)
-
-
-@contextlib.contextmanager
-def _autograd_watch() -> Iterator[list]:
-    """Notes whether Tensor.backward runs inside the block (the answer must be numpy)."""
-    from backprop_course.tensor import Tensor
-    used: list = []
-    original = Tensor.backward
-
-    def watched(self, *args, **kwargs):
-        used.append(True)
-        return original(self, *args, **kwargs)
-    Tensor.backward = watched
-    try:
-        yield used
-    finally:
-        Tensor.backward = original
+    """expect.near with this module's tighter default tolerances."""
+    return expect.near(a, b, rtol=rtol, atol=atol)
 
 
 # ------------------------------------------------------------ 05-residual-backward
@@ -127,7 +99,7 @@ def _check_residual_backward(residual_backward, rng):
     for x, W, b, dout, label in cases:
         n, d = x.shape
         name = f"residual_backward(dout, x, W, b) with x of shape {x.shape} ({label})"
-        with _autograd_watch() as used:
+        with expect.autograd_watch() as used:
             dx, dW, db = expect.call(residual_backward, dout, x, W, b, name=name,
                                      returns=(tuple, list), length=3)
         if used:
@@ -165,35 +137,35 @@ def _check_residual_backward(residual_backward, rng):
         expect.close(dx, rx, what=f"dx ({label}, shape {x.shape})", rtol=1e-6,
                      hint="dx = dout (the skip) + dz Wᵀ (the branch), dz = dout · (z > 0)",
                      hint_if={
-            _is(dz @ W.T,
+            expect.equals(dz @ W.T,
                 "the identity term is missing: the skip path passes dout to x unchanged, "
                 "so dx = dout + dz Wᵀ (branch only gives dz Wᵀ)"): None,
-            _is(dout + dz @ W,
+            expect.equals(dout + dz @ W,
                 "W is not transposed: the branch's part of dx is dz @ W.T (z = x W, so "
                 "dz/dx brings in Wᵀ)"): None,
-            _is(dz @ W,
+            expect.equals(dz @ W,
                 "the identity term is missing and W is not transposed: "
                 "dx = dout + dz @ W.T"): None,
-            _is(dout - dz @ W.T,
+            expect.equals(dout - dz @ W.T,
                 "the branch's part has the wrong sign: dx = dout + dz Wᵀ, both paths "
                 "add"): None,
-            _is(dout + mask @ W.T,
+            expect.equals(dout + mask @ W.T,
                 "the upstream gradient is left out of dz: multiply the mask by dout, "
                 "dz = dout · (z > 0)"): None,
-            _is(dout * mask + dz @ W.T,
+            expect.equals(dout * mask + dz @ W.T,
                 "the ReLU mask is applied to the skip path too: the identity passes "
                 "dout unchanged, only the branch is masked"): None,
-            _is((dout + dout @ W.T) * mask,
+            expect.equals((dout + dout @ W.T) * mask,
                 "the mask is applied after the sum: dx = dout + (dout · (z > 0)) Wᵀ"): None,
             **wrong_masks(0),
         })
         expect.close(dW, rW, what=f"dW ({label}, shape {W.shape})", rtol=1e-6, batch=n,
                      hint="dW = xᵀ dz with dz = dout · (z > 0)", hint_if={
-            _is(x.T @ dout, "the ReLU mask is left out of dW: dW = xᵀ (dout · (z > 0))"):
+            expect.equals(x.T @ dout, "the ReLU mask is left out of dW: dW = xᵀ (dout · (z > 0))"):
                 None,
-            _is(x.T @ mask, "the upstream gradient is left out: dW = xᵀ dz with "
+            expect.equals(x.T @ mask, "the upstream gradient is left out: dW = xᵀ dz with "
                             "dz = dout · (z > 0)"): None,
-            _is(dz.T @ x, "the transpose is on the wrong factor: dW = x.T @ dz, "
+            expect.equals(dz.T @ x, "the transpose is on the wrong factor: dW = x.T @ dz, "
                           "shape (D, D) like W"): None,
             **wrong_masks(1),
         })
@@ -204,7 +176,7 @@ def _check_residual_backward(residual_backward, rng):
                 "the batch axis, dz.sum(axis=0)",
             (lambda g, e: np.shape(g) == (n,)):
                 "summed over the wrong axis: db = dz.sum(axis=0), shape (D,)",
-            _is(dout.sum(axis=0), "the ReLU mask is left out of db: "
+            expect.equals(dout.sum(axis=0), "the ReLU mask is left out of db: "
                                   "db = (dout · (z > 0)).sum(axis=0)"): None,
             **wrong_masks(2),
         })
@@ -449,25 +421,25 @@ def _forward_case(block, name: str, W, b, x: np.ndarray, dout: np.ndarray, label
     expect.close(out.data, want, what=f"the output of {call} ({label})", rtol=1e-9,
                  atol=1e-12, hint="the block returns x + self.linear(x.relu()): x "
                                   "itself, plus the layer applied to relu(x)", hint_if={
-        _is(lin_out, "the identity is missing: the block returns x + linear(relu(x)), "
+        expect.equals(lin_out, "the identity is missing: the block returns x + linear(relu(x)), "
                      "the skip adds x back"): None,
-        _is(np.maximum(x + lin_out, 0),
+        expect.equals(np.maximum(x + lin_out, 0),
             "the ReLU is applied after the sum, relu(x + F(x)): in this "
             "pre-activation block the output is x + linear(relu(x)), with no ReLU "
             "after the addition, so the skip stays a pure identity"): None,
-        _is(x + np.maximum(x @ W.data + b.data, 0),
+        expect.equals(x + np.maximum(x @ W.data + b.data, 0),
             "this is x + relu(linear(x)), the block of 05-residual-backward; this "
             "block is pre-activation: ReLU first, then the Linear, x + linear(relu(x))"):
             None,
-        _is(x + x @ W.data + b.data,
+        expect.equals(x + x @ W.data + b.data,
             "the ReLU is missing: x + linear(relu(x))"): None,
-        _is(relu + lin_out, "the skip goes around the wrong thing: it carries x itself, "
+        expect.equals(relu + lin_out, "the skip goes around the wrong thing: it carries x itself, "
                             "from before the ReLU, y = x + linear(relu(x))"): None,
-        _is(x + (x + relu) @ W.data + b.data,
+        expect.equals(x + (x + relu) @ W.data + b.data,
             "the skip goes around the wrong thing: linear() takes relu(x) only"): None,
-        _is(x + relu @ W.data, "the bias is left out: call the nn.Linear layer itself, "
+        expect.equals(x + relu @ W.data, "the bias is left out: call the nn.Linear layer itself, "
                                "it adds its bias"): None,
-        _is(x + relu @ W.data.T + b.data,
+        expect.equals(x + relu @ W.data.T + b.data,
             "the weight is transposed: nn.Linear computes x @ W + b"): None,
     })
     if as_array:

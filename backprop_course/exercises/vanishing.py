@@ -12,10 +12,8 @@ function is smooth, and names the usual mistake when it recognises one.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-from typing import Iterator
 
 import numpy as np
 
@@ -27,17 +25,8 @@ NOTEBOOK = "04_vanishing_gradients"
 
 
 def _near(a, b, rtol: float = 1e-6, atol: float = 1e-12) -> bool:
-    try:
-        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    except (TypeError, ValueError):
-        return False
-    return a.shape == b.shape and bool(np.all(np.isfinite(a))) and bool(
-        np.allclose(a, b, rtol=rtol, atol=atol))
-
-
-def _is(value, hint: str):
-    """A ``hint_if`` entry: got ≈ ``value`` (a known wrong answer) gives ``hint``."""
-    return expect.equals(value, hint)
+    """expect.near with this module's tighter default tolerances."""
+    return expect.near(a, b, rtol=rtol, atol=atol)
 
 
 # ------------------------------------------------------------- 04-layer-grad-norms
@@ -154,7 +143,7 @@ def _grad_norm_call(layer_grad_norms, model, X, y, label: str, stale=None,
         (lambda g, e: stale is not None
          and _near(g, _norms([a + s for a, s in zip(grads, stale)]), rtol=1e-5)):
             _ZERO_GRAD_HINT + " (this model arrived with gradients left over)",
-        _is(expected ** 2, "these are squared norms: the Frobenius norm is the square "
+        expect.equals(expected ** 2, "these are squared norms: the Frobenius norm is the square "
                            "root of the sum of squares, `np.sqrt((g ** 2).sum())` or "
                            "`np.linalg.norm(g)`"): None,
         (lambda g, e: len(e) > 1 and _near(g, e[::-1])):
@@ -278,24 +267,24 @@ def _check_init_std(init_std, rng):
                    ) < 1e-12, "engine init_std disagrees with the formula"
         other = "he" if scheme == "xavier" else "xavier"
         hints = {
-            _is(want ** 2, "this is the variance: return its square root, the standard "
+            expect.equals(want ** 2, "this is the variance: return its square root, the standard "
                            "deviation"): None,
-            _is(0.0, "0: an integer division? `2 // fan_in` is 0; use `2 / fan_in`"): None,
-            _is(nn.init_std(fan_in, fan_out, other),
+            expect.equals(0.0, "0: an integer division? `2 // fan_in` is 0; use `2 / fan_in`"): None,
+            expect.equals(nn.init_std(fan_in, fan_out, other),
                 f"this is the {other} rule; {scheme!r} asks for "
                 + ("√(2 / (fan_in + fan_out))" if scheme == "xavier" else "√(2 / fan_in)")):
                 None,
-            _is(math.sqrt(1 / fan_in),
+            expect.equals(math.sqrt(1 / fan_in),
                 "this is √(1 / fan_in) (LeCun's rule): the numerator is 2"): None,
-            _is(math.sqrt(1 / (fan_in + fan_out)),
+            expect.equals(math.sqrt(1 / (fan_in + fan_out)),
                 "this is √(1 / (fan_in + fan_out)): Xavier's numerator is 2"): None,
-            _is(math.sqrt(2 / fan_out),
+            expect.equals(math.sqrt(2 / fan_out),
                 "this uses fan_out: He's rule is √(2 / fan_in), the number of inputs "
                 "of each unit"): None,
-            _is(math.sqrt(3) * want,
+            expect.equals(math.sqrt(3) * want,
                 "this is √3 × the std, the limit a of the uniform U(-a, a) with that "
                 "variance: return the std itself"): None,
-            _is(1 / want, "this is 1 / std: the fan goes in the denominator, "
+            expect.equals(1 / want, "this is 1 / std: the fan goes in the denominator, "
                           "√(2 / fan_in)"): None,
         }
         expect.close(got, want, what=name, rtol=1e-9, hint_if=hints)
@@ -419,15 +408,15 @@ def _check_clip_grad_norm(clip_grad_norm, rng):
         clipping = ref_total > max_norm
         s = ref_total if ref_total > 0 else 1.0
         totals_hints = {
-            _is(ref_total ** 2, "this is the squared norm: take the square root, "
+            expect.equals(ref_total ** 2, "this is the squared norm: take the square root, "
                                 "√(Σ g²)"): None,
-            _is(float(np.sum(_norms(before))),
+            expect.equals(float(np.sum(_norms(before))),
                 "this is the sum of the arrays' norms; the global norm is √ of the sum "
                 "of all squares, √(Σ‖g‖²)"): None,
             (lambda gg, e: clipping and _near(gg, max_norm)):
                 "this is the norm after clipping (max_norm): return the total measured "
                 "before clipping",
-            _is(float(np.max(_norms(before))) if len(before) > 1 else -1.0,
+            expect.equals(float(np.max(_norms(before))) if len(before) > 1 else -1.0,
                 "this is the largest array's norm: total is the norm of all arrays "
                 "together"): None,
         }
@@ -516,23 +505,6 @@ def _variant_hints(k: int, unbiased, outside, default_eps) -> dict:
     }
 
 
-@contextlib.contextmanager
-def _autograd_watch() -> Iterator[list]:
-    """Notes whether Tensor.backward runs inside the block (the answer must be numpy)."""
-    from backprop_course.tensor import Tensor
-    used: list = []
-    original = Tensor.backward
-
-    def watched(self, *args, **kwargs):
-        used.append(True)
-        return original(self, *args, **kwargs)
-    Tensor.backward = watched
-    try:
-        yield used
-    finally:
-        Tensor.backward = original
-
-
 @exercise(
     "04-layernorm-backward",
     title="LayerNorm backward by hand",
@@ -569,7 +541,7 @@ def _check_layernorm_backward(layer_norm_backward, rng):
         args = (dout, x, gamma) if eps is None else (dout, x, gamma, eps)
         name = (f"layer_norm_backward(dout, x, gamma{'' if eps is None else ', eps=0.5'}) "
                 f"with x of shape {x.shape}")
-        with _autograd_watch() as used:
+        with expect.autograd_watch() as used:
             dx, dgamma, dbeta = expect.call(layer_norm_backward, *args, name=name,
                                             returns=tuple, length=3)
         if used:
@@ -601,14 +573,14 @@ def _check_layernorm_backward(layer_norm_backward, rng):
                      hint="a factor left out? dx = (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / "
                           "√(σ² + eps), with row means (axis=1) and dx̂ = dout·γ",
                      hint_if={
-            _is(dxhat / std,
+            expect.equals(dxhat / std,
                 "μ and σ² are treated as constants: they depend on every x of the row, "
                 "so dx also gets −mean(dx̂) and −x̂·mean(dx̂·x̂) (row means), "
                 "all divided by √(σ² + eps)"): None,
-            _is((dxhat - dxhat.mean(axis=1, keepdims=True)) / std,
+            expect.equals((dxhat - dxhat.mean(axis=1, keepdims=True)) / std,
                 "σ² is treated as a constant: x̂ depends on x through σ² too, so subtract "
                 "x̂·mean(dx̂·x̂) (row mean) as well"): None,
-            _is((dxhat - xhat * (dxhat * xhat).mean(axis=1, keepdims=True)) / std,
+            expect.equals((dxhat - xhat * (dxhat * xhat).mean(axis=1, keepdims=True)) / std,
                 "μ is treated as a constant: x − μ depends on every x of the row, so "
                 "subtract the row mean of dx̂ as well"): None,
             (lambda g, ex_: not _near(_ln_grads(dout, x, np.ones(d), e)[0], ex_)
@@ -624,13 +596,13 @@ def _check_layernorm_backward(layer_norm_backward, rng):
                 "dγ = (dout·x̂).sum(axis=0), shape (D,)",
             (lambda g, ex_: np.shape(g) == (n, d)):
                 "dγ has the shape of γ, (D,): sum dout·x̂ over the batch axis (axis 0)",
-            _is(dout.sum(axis=0), "the factor x̂ is left out (this is dβ): dγ = Σ over "
+            expect.equals(dout.sum(axis=0), "the factor x̂ is left out (this is dβ): dγ = Σ over "
                                   "rows of dout·x̂"): None,
-            _is(xhat.sum(axis=0), "the factor dout is left out: dγ = Σ over rows of "
+            expect.equals(xhat.sum(axis=0), "the factor dout is left out: dγ = Σ over rows of "
                                   "dout·x̂"): None,
-            _is((dout * (x - mu)).sum(axis=0),
+            expect.equals((dout * (x - mu)).sum(axis=0),
                 "x̂ is the normalised input (x − μ)/√(σ² + eps), not x − μ"): None,
-            _is((dout * x).sum(axis=0), "multiply dout by x̂, the normalised input, "
+            expect.equals((dout * x).sum(axis=0), "multiply dout by x̂, the normalised input, "
                                         "not by x"): None,
             **_variant_hints(1, unbiased, outside, default_eps),
         })
