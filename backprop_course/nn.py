@@ -381,13 +381,13 @@ ACTIVATIONS: dict[str, type[Module]] = {
 # =================================================================== normalisation
 
 
-def _normalize(x: Tensor, mean: Any, var: Any, eps: float,
+def _normalize(centred: Tensor, var: Any, eps: float,
                weight: Optional[Tensor], bias: Optional[Tensor]) -> Tensor:
-    """(x - mean) / √(var + eps) · weight + bias. With x's own mean and var
-    (Tensors, so the gradient flows through them too) the first part has
-    zero mean and unit variance; weight and bias (None: left out) let the
-    network learn any other scale and shift."""
-    y = (x - mean) * (var + eps) ** -0.5
+    """(x - mean) / √(var + eps) · weight + bias, given centred = x - mean.
+    With x's own mean and var (Tensors, so the gradient flows through them
+    too) the first part has zero mean and unit variance; weight and bias
+    (None: left out) let the network learn any other scale and shift."""
+    y = centred * (var + eps) ** -0.5
     return y if weight is None else y * weight + bias
 
 
@@ -422,9 +422,9 @@ class LayerNorm(Module):
         if x.ndim == 0 or x.shape[-1] != self.normalized_shape:
             raise ValueError(f"{self!r} got input of shape {x.shape}: its last axis "
                              f"must have {self.normalized_shape} features")
-        mean = x.mean(axis=-1, keepdims=True)
-        var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-        return _normalize(x, mean, var, self.eps, self.weight, self.bias)
+        centred = x - x.mean(axis=-1, keepdims=True)
+        var = (centred ** 2).mean(axis=-1, keepdims=True)
+        return _normalize(centred, var, self.eps, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps:g}, "
@@ -474,13 +474,14 @@ class BatchNorm1d(Module):
                                  f"to take a variance, got a batch of {n}; call "
                                  ".eval() to use the running statistics")
             mean = x.mean(axis=0)
-            var = ((x - mean) ** 2).mean(axis=0)
+            centred = x - mean
+            var = (centred ** 2).mean(axis=0)
             m = self.momentum
             self.running_mean = (1 - m) * self.running_mean + m * mean.data
             self.running_var = (1 - m) * self.running_var + m * var.data * n / (n - 1)
         else:
-            mean, var = self.running_mean, self.running_var
-        return _normalize(x, mean, var, self.eps, self.weight, self.bias)
+            centred, var = x - self.running_mean, self.running_var
+        return _normalize(centred, var, self.eps, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}, "
