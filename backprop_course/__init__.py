@@ -5,8 +5,8 @@ The engine is two classes: :class:`Value` (one number) and :class:`Tensor`
 built on them.
 """
 from backprop_course.scalar import Value
-from backprop_course.tensor import Tensor
+from backprop_course.tensor import Tensor, no_grad
 from backprop_course import nn, losses, optim, gradcheck, datasets
 
-__all__ = ["Value", "Tensor", "nn", "losses", "optim", "gradcheck", "datasets"]
+__all__ = ["Value", "Tensor", "no_grad", "nn", "losses", "optim", "gradcheck", "datasets"]
 __version__ = "0.1.0"

@@ -52,7 +52,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_release(args: argparse.Namespace) -> int:
     from backprop_course.exercises import registry
-    from backprop_course.exercises.release import ReleaseError, release
+    from backprop_course.classroom.release import ReleaseError, release
     try:
         known = [ex.id for ex in registry.all_exercises()]
         report = release(args.solutions, args.exercises, check=args.check, force=args.force,
@@ -93,7 +93,7 @@ def _split(values: Sequence[str] | None) -> list[str]:
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
-    from backprop_course.exercises.grading import progress
+    from backprop_course.classroom.grading import progress
     directory = Path(args.dir)
     if not directory.is_dir():
         _err(f"no folder {directory}: pass the folder that holds your exercise notebooks, "
@@ -110,7 +110,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from backprop_course.exercises.grading import grade
+    from backprop_course.classroom.grading import grade
     missing = [s for s in args.submissions if not Path(s).exists()]
     for s in missing:
         _err(f"warning: {s} does not exist (reported in the CSV as not gradable)")
@@ -127,8 +127,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
-    from backprop_course.exercises import mutants
-    from backprop_course.exercises.grading import run_submission
+    from backprop_course.classroom import mutants
+    from backprop_course.classroom.grading import run_submission
     paths = [Path(p) for p in args.notebooks] or sorted(Path(args.solutions).glob("*.ipynb"))
     if not paths:
         _err(f"no solutions notebooks found (looked in {args.solutions})")

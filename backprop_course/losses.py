@@ -120,4 +120,5 @@ def cross_entropy(logits: Tensor, labels: Union[np.ndarray, list, Tensor]) -> Te
         dz[rows, labels] -= 1
         dz *= grad / n
         logits._accumulate(dz)
-    return logits._child(np.asarray(loss), (logits,), "cross_entropy", _backward)
+    return logits._child(np.asarray(loss), (logits,), "cross_entropy", _backward,
+                         (log_probs,))

@@ -24,6 +24,38 @@ ArrayLike = Union["Tensor", np.ndarray, numbers.Real, list, tuple]
 Axis = Union[None, int, tuple[int, ...]]
 
 
+_grad_enabled = True
+
+
+class no_grad:
+    """``with no_grad():`` runs Tensor ops without recording a graph.
+
+    As ``torch.no_grad``: for evaluation and inference, where no backward
+    pass follows, so nothing needs to be kept for one.
+
+    >>> w = Tensor([2.0], requires_grad=True)
+    >>> with no_grad():
+    ...     y = w * 3
+    >>> y.requires_grad, y._prev
+    (False, ())
+    """
+
+    def __enter__(self) -> "no_grad":
+        global _grad_enabled
+        self._before = _grad_enabled
+        _grad_enabled = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _grad_enabled
+        _grad_enabled = self._before
+
+
+def is_grad_enabled() -> bool:
+    """False inside ``with no_grad():``."""
+    return _grad_enabled
+
+
 def _as_array(data: Any, dtype: Optional[np.dtype] = None) -> np.ndarray:
     """Convert data to a float ndarray (float64 unless it already is float32)."""
     if type(data) is np.ndarray and dtype is None and data.dtype.kind == "f":
@@ -103,6 +135,9 @@ class Tensor:
         self._prev = _prev                     # the Tensors this one was computed from
         self._op = _op
         self._backward: Optional[Callable[[np.ndarray], None]] = None
+        # the arrays _backward reads, kept alive by the graph until backward:
+        # what training costs in memory beyond inference (lesson 07)
+        self._saved: tuple[np.ndarray, ...] = ()
 
     # ------------------------------------------------------------ properties
     @property
@@ -155,13 +190,20 @@ class Tensor:
         return Tensor(other)
 
     def _child(self, data: np.ndarray, inputs: tuple["Tensor", ...], op: str,
-               backward: Callable[[np.ndarray], None]) -> "Tensor":
-        """Make the output node; record the graph only if an input needs grad."""
-        for t in inputs:
-            if t.requires_grad:
-                out = Tensor(data, requires_grad=True, _prev=inputs, _op=op)
-                out._backward = backward
-                return out
+               backward: Callable[[np.ndarray], None],
+               saved: tuple[np.ndarray, ...] = ()) -> "Tensor":
+        """Make the output node; record the graph only if an input needs grad.
+
+        ``saved`` lists the arrays ``backward`` reads (besides the gradient):
+        the memory the graph holds for this node until backward runs.
+        """
+        if _grad_enabled:
+            for t in inputs:
+                if t.requires_grad:
+                    out = Tensor(data, requires_grad=True, _prev=inputs, _op=op)
+                    out._backward = backward
+                    out._saved = saved
+                    return out
         return Tensor(data)
 
     def _accumulate(self, grad: np.ndarray) -> None:
@@ -219,7 +261,8 @@ class Tensor:
                 self._accumulate(_unbroadcast(grad * other.data, self.shape))
             if other.requires_grad:
                 other._accumulate(_unbroadcast(grad * self.data, other.shape))
-        return self._child(data, (self, other), "*", _backward)
+        return self._child(data, (self, other), "*", _backward,
+                           (self.data, other.data))
 
     def __truediv__(self, other: ArrayLike) -> "Tensor":
         other = self._lift(other)
@@ -238,7 +281,8 @@ class Tensor:
             if other.requires_grad:
                 other._accumulate(_unbroadcast(-grad * self.data / other.data ** 2,
                                                other.shape))
-        return self._child(data, (self, other), "/", _backward)
+        return self._child(data, (self, other), "/", _backward,
+                           (self.data, other.data))
 
     def __pow__(self, exponent: numbers.Real) -> "Tensor":
         if isinstance(exponent, (Tensor, np.ndarray)) or not isinstance(exponent, numbers.Real):
@@ -253,7 +297,8 @@ class Tensor:
 
         def _backward(grad: np.ndarray) -> None:   # d(x^k) = k x^(k-1)
             self._accumulate(grad * k_typed * self.data ** (k_typed - 1))
-        return self._child(self.data ** k_typed, (self,), f"**{k:g}", _backward)
+        return self._child(self.data ** k_typed, (self,), f"**{k:g}", _backward,
+                           (self.data,))
 
     def __matmul__(self, other: ArrayLike) -> "Tensor":
         other = self._lift(other)
@@ -279,7 +324,7 @@ class Tensor:
             if other.requires_grad:
                 gb = a2.swapaxes(-1, -2) @ g2
                 other._accumulate(_unbroadcast(gb, b2.shape).reshape(b.shape))
-        return self._child(out_data, (self, other), "@", _backward)
+        return self._child(out_data, (self, other), "@", _backward, (a, b))
 
     def __neg__(self) -> "Tensor":
         def _backward(grad: np.ndarray) -> None:
@@ -308,7 +353,7 @@ class Tensor:
 
         def _backward(grad: np.ndarray) -> None:   # d e^x = e^x
             self._accumulate(grad * e)
-        return self._child(e, (self,), "exp", _backward)
+        return self._child(e, (self,), "exp", _backward, (e,))
 
     def log(self) -> "Tensor":
         bad = self.data <= 0
@@ -320,14 +365,14 @@ class Tensor:
 
         def _backward(grad: np.ndarray) -> None:   # d ln x = 1/x
             self._accumulate(grad / self.data)
-        return self._child(np.log(self.data), (self,), "log", _backward)
+        return self._child(np.log(self.data), (self,), "log", _backward, (self.data,))
 
     def tanh(self) -> "Tensor":
         t = np.tanh(self.data)
 
         def _backward(grad: np.ndarray) -> None:   # 1 - tanh^2
             self._accumulate(grad * (1 - t * t))
-        return self._child(t, (self,), "tanh", _backward)
+        return self._child(t, (self,), "tanh", _backward, (t,))
 
     def sigmoid(self) -> "Tensor":
         # 1/(1+e^-x) = (1 + tanh(x/2)) / 2, which never overflows
@@ -335,21 +380,21 @@ class Tensor:
 
         def _backward(grad: np.ndarray) -> None:   # σ(1-σ)
             self._accumulate(grad * s * (1 - s))
-        return self._child(s, (self,), "sigmoid", _backward)
+        return self._child(s, (self,), "sigmoid", _backward, (s,))
 
     def relu(self) -> "Tensor":
         mask = self.data > 0
 
         def _backward(grad: np.ndarray) -> None:   # 1 where x > 0, else 0
             self._accumulate(grad * mask)
-        return self._child(self.data * mask, (self,), "relu", _backward)
+        return self._child(self.data * mask, (self,), "relu", _backward, (mask,))
 
     def leaky_relu(self, negative_slope: float = 0.01) -> "Tensor":
         slope = np.where(self.data > 0, 1.0, negative_slope).astype(self.dtype)
 
         def _backward(grad: np.ndarray) -> None:   # 1 or the slope
             self._accumulate(grad * slope)
-        return self._child(self.data * slope, (self,), "leaky_relu", _backward)
+        return self._child(self.data * slope, (self,), "leaky_relu", _backward, (slope,))
 
     def elu(self, alpha: float = 1.0) -> "Tensor":
         neg = alpha * np.expm1(np.minimum(self.data, 0))    # α(e^x - 1) for x <= 0
@@ -357,7 +402,7 @@ class Tensor:
 
         def _backward(grad: np.ndarray) -> None:   # 1, or α e^x = out + α
             self._accumulate(grad * np.where(self.data > 0, 1.0, neg + alpha))
-        return self._child(out, (self,), "elu", _backward)
+        return self._child(out, (self,), "elu", _backward, (self.data, neg))
 
     def log_softmax(self, axis: int = -1) -> "Tensor":
         """x - log Σ exp(x) along ``axis``, computed stably (max subtracted)."""
@@ -367,7 +412,7 @@ class Tensor:
         def _backward(grad: np.ndarray) -> None:   # g - softmax * Σ g
             softmax = np.exp(out)
             self._accumulate(grad - softmax * grad.sum(axis=ax, keepdims=True))
-        return self._child(out, (self,), "log_softmax", _backward)
+        return self._child(out, (self,), "log_softmax", _backward, (out,))
 
     # ------------------------------------------------------------ reductions
     def _kept_shape(self, axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -405,7 +450,7 @@ class Tensor:
         def _backward(grad: np.ndarray) -> None:
             self._accumulate(grad.reshape(kept) * share)
         out = top if keepdims else np.squeeze(top, axis=axes)
-        return self._child(out, (self,), "max", _backward)
+        return self._child(out, (self,), "max", _backward, (share,))
 
     # ------------------------------------------------------------ shape
     def reshape(self, *shape: Union[int, tuple[int, ...]]) -> "Tensor":
@@ -457,7 +502,9 @@ class Tensor:
             else:                                   # an entry may be picked twice: add
                 np.add.at(full, index, grad)
             self._accumulate(full)
-        return self._child(np.array(out, copy=True), (self,), "index", _backward)
+        return self._child(np.array(out, copy=True), (self,), "index", _backward,
+                           tuple(i for i in (index if isinstance(index, tuple) else (index,))
+                                 if isinstance(i, np.ndarray)))
 
     # ------------------------------------------------------------ backward
     def topological_order(self) -> list["Tensor"]:
@@ -535,4 +582,4 @@ def affine(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
             weight._accumulate(rows_x.T @ rows_g)
         if bias is not None and bias.requires_grad:
             bias._accumulate(rows_g.sum(axis=0))
-    return x._child(out, inputs, "affine", _backward)
+    return x._child(out, inputs, "affine", _backward, (x.data, weight.data))

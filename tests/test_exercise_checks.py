@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from backprop_course.exercises import grading, hint, mutants, registry
+from backprop_course.classroom import grading, mutants
+from backprop_course.exercises import hint, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = "backprop_course.exercises."

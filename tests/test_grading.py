@@ -20,8 +20,8 @@ sys.path.insert(0, str(FIXTURES))
 import bpc_fixture_checks as fixture  # noqa: E402
 
 from backprop_course import cli  # noqa: E402
-from backprop_course.exercises import grading  # noqa: E402
-from backprop_course.exercises.release import make_exercise_notebook  # noqa: E402
+from backprop_course.classroom import grading  # noqa: E402
+from backprop_course.classroom.release import make_exercise_notebook  # noqa: E402
 
 CHECKS = dict(check_modules=["bpc_fixture_checks"], extra_paths=[str(FIXTURES)])
 IDS = ["00-linear-backward", "00-mul-backward", "00-tanh-chain"]

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import bpc_fixture_checks as fixture  # noqa: E402
 
 from backprop_course import cli  # noqa: E402
-from backprop_course.exercises.release import (  # noqa: E402
+from backprop_course.classroom.release import (  # noqa: E402
     ReleaseError, learner_edited, make_exercise_notebook, release,
 )
 

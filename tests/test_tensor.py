@@ -367,3 +367,26 @@ def test_numpy_on_the_left_defers_to_tensor():
     assert isinstance(y, Tensor)
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, [3.0, 4.0])
+
+
+def test_no_grad_records_no_graph_and_restores_the_mode():
+    from backprop_course import no_grad
+    from backprop_course.tensor import is_grad_enabled
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    with no_grad():
+        y = (w * w).sum()
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+    assert not y.requires_grad and y._prev == ()
+    z = (w * w).sum()                       # recording again after the block
+    z.backward()
+    np.testing.assert_array_equal(w.grad, [2.0, 4.0])
+
+
+def test_saved_holds_what_backward_reads():
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    prod = a * b
+    assert any(s is a.data for s in prod._saved) and any(s is b.data for s in prod._saved)
+    assert (a + b)._saved == ()             # + needs only the shapes
+    assert a._saved == ()                   # a leaf saves nothing

@@ -26,7 +26,8 @@ from typing import Callable, Sequence
 #: Lesson check modules, in course order. A module that is not there yet is
 #: skipped; a module that is there but fails to import is a loud error.
 LESSON_MODULES: tuple[str, ...] = ("chain_rule", "circuits", "mlp", "vanishing",
-                                   "residual")
+                                   "residual", "history", "memory_compute",
+                                   "feedback_alignment")
 
 ID_PATTERN = re.compile(r"^\d\d-[a-z0-9]+(-[a-z0-9]+)*$")
 

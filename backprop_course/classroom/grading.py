@@ -223,7 +223,7 @@ def grade_in_kernel(namespace: dict, exercise_ids: Sequence[str] | None,
                                "tampered": sorted(set(tampered)),
                                "chosen": [ex.id for ex in chosen]}
     if extra and extra.get("mutants") and not tampered:
-        from backprop_course.exercises import mutants
+        from backprop_course.classroom import mutants
         payload["mutants"] = mutants.analyse(namespace, [ex.id for ex in chosen],
                                              extra["mutants"])
     _write_result(out_path, payload)
@@ -237,13 +237,15 @@ def __backprop_course_grade__():
     namespace = sys._getframe(1).f_globals
     for name in list(sys.modules):
         if (name == "backprop_course.exercises"
-                or name.startswith("backprop_course.exercises.") or name in {mods!r}):
+                or name.startswith(("backprop_course.exercises.",
+                                    "backprop_course.classroom."))
+                or name in {mods!r}):
             del sys.modules[name]
     for path in {paths!r}:
         if path not in sys.path:
             sys.path.insert(0, path)
     importlib.invalidate_caches()
-    grading = importlib.import_module("backprop_course.exercises.grading")
+    grading = importlib.import_module("backprop_course.classroom.grading")
     grading.grade_in_kernel(namespace, {ids!r}, {mods!r}, {baseline!r}, {nonce!r},
                             {out!r}, {extra!r})
 __backprop_course_grade__()

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from backprop_course.exercises.release import BEGIN, END, EXERCISE_LINE
+from backprop_course.classroom.release import BEGIN, END, EXERCISE_LINE
 
 EXPECTED_HINT: dict[str, tuple[str, ...]] = {
     "sign": ("sign", "uphill", "subtract"),
