@@ -504,3 +504,37 @@ def _polyline_arrow(ax: Axes, points: list[tuple[float, float]], scale: float) -
     ax.add_patch(FancyArrowPatch(
         path=path, arrowstyle="-|>", mutation_scale=10 * scale, color="#777777",
         linewidth=1.0, shrinkA=0, shrinkB=0, zorder=2, joinstyle="round"))
+
+
+# ------------------------------------------------------------ Hinton diagrams (lesson 06)
+def hinton(ax: Axes, W: np.ndarray, *, max_weight: Optional[float] = None,
+           xlabels: Optional[Sequence[str]] = None,
+           ylabels: Optional[Sequence[str]] = None, annotate: bool = False) -> Axes:
+    """Draw matrix ``W`` as a Hinton diagram: one square per entry, its *area*
+    proportional to |w| (the largest ``max_weight`` fills its cell), white for
+    positive and black for negative, on a grey ground (as in Rumelhart, Hinton &
+    Williams 1986). Row i is drawn at the top, column j from the left.
+    ``annotate`` writes each value under its square."""
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 2:
+        raise ValueError(f"hinton: W must be a 2-D matrix, got shape {W.shape}")
+    top = float(np.max(np.abs(W))) if max_weight is None else float(max_weight)
+    top = top or 1.0
+    ax.set_facecolor("0.55")
+    rows, cols = W.shape
+    full, shift = (0.72, 0.1) if annotate else (0.9, 0.0)    # room for the labels
+    for (i, j), w in np.ndenumerate(W):
+        side = full * math.sqrt(min(abs(w) / top, 1.0))       # area ∝ |w|
+        ax.add_patch(matplotlib.patches.Rectangle(
+            (j - side / 2, i - shift - side / 2), side, side,
+            facecolor="white" if w > 0 else "black", edgecolor="none"))
+        if annotate:
+            ax.text(j, i + 0.38, f"{w:.1f}", ha="center", va="center", fontsize=8,
+                    color="black")
+    ax.set_xlim(-0.5, cols - 0.5)
+    ax.set_ylim(rows - 0.5, -0.5)
+    ax.set_aspect("equal")
+    ax.set_xticks(range(cols), xlabels if xlabels is not None else range(cols))
+    ax.set_yticks(range(rows), ylabels if ylabels is not None else range(rows))
+    ax.tick_params(length=0)
+    return ax
