@@ -70,6 +70,8 @@ def im2col_indices(channels: int, height: int, width: int, kernel_size: int,
 class Conv2d(Module):
     """2-D convolution (cross-correlation, as in PyTorch), no padding.
 
+    The first four arguments are PyTorch's (in_channels, out_channels,
+    kernel_size, stride); there is no padding, and the rest are keywords.
     Input (N, C_in, H, W), output (N, C_out, out_h, out_w) with
     out_h = (H - k) // stride + 1. ``weight`` has PyTorch's layout
     (out_channels, in_channels, k, k), drawn by ``init`` with
@@ -79,7 +81,7 @@ class Conv2d(Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-                 stride: int = 1, bias: bool = True, init: str = "he",
+                 stride: int = 1, *, bias: bool = True, init: str = "he",
                  rng: RngLike = None) -> None:
         self.in_channels = _positive(in_channels, "in_channels")
         self.out_channels = _positive(out_channels, "out_channels")

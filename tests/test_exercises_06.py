@@ -296,3 +296,25 @@ def test_not_attempted_and_none():
         assert not v.passed and v.kind == "not_attempted", v.render()
     v = run_check("06-conv-backward", None)
     assert not v.passed and v.kind == "none"
+
+
+def test_hinton_diagram_area_and_colour():
+    """viz.hinton (the lesson's weight drawing): area ∝ |w|, white +, black −."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from backprop_course import viz
+    W = np.array([[4.0, -1.0], [0.0, -2.25]])
+    fig, ax = plt.subplots()
+    viz.hinton(ax, W)
+    squares = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(squares) == 4
+    areas = np.array([p.get_width() * p.get_height() for p in squares])
+    np.testing.assert_allclose(areas / areas[0], np.abs(W).ravel() / 4.0)
+    colours = [p.get_facecolor()[0] for p in squares]         # red channel: 1 white, 0 black
+    assert colours[0] == 1.0 and colours[1] == 0.0 and colours[3] == 0.0
+    with pytest.raises(ValueError, match="2-D"):
+        viz.hinton(ax, np.zeros(3))
+    plt.close(fig)
