@@ -2,6 +2,7 @@
 """Set up the course in a local virtual environment and run it.
 
     python3 course.py lab     # install, then open the course in JupyterLab
+                              # (extra options go to JupyterLab: --port 8890)
     python3 course.py test    # install, then run the whole test suite
     python3 course.py execute [NOTEBOOK ...]
                               # (maintainers) re-run lessons, store outputs
@@ -52,15 +53,76 @@ def setup(extras: str) -> None:
     STAMP.write_text(f"{extras}:{version}")
 
 
-def lab() -> int:
-    setup("")
-    start = ROOT / "notebooks" / "01_chain_rule.ipynb"
-    target = start.relative_to(ROOT) if start.exists() else Path("notebooks")
-    extra = []
+#: The lesson JupyterLab opens first; the file browser shows the whole course.
+FIRST_LESSON = Path("notebooks") / "01_chain_rule.ipynb"
+#: Seconds JupyterLab gets to shut its kernels down before it is killed.
+STOP_GRACE = 30
+
+
+def lab_command(extra: list[str] | None = None) -> list[str]:
+    """`jupyter lab` serving the course folder (notebooks/, exercises/, solutions/).
+
+    JupyterLab's root is the course folder, so the lessons' links to exercises/
+    work, and lesson 01 opens first. The "Jupyter news" prompt and the update
+    check are turned off: the course makes no network calls on its own.
+    """
+    cmd = [str(PYTHON), "-m", "jupyter", "lab", f"--ServerApp.root_dir={ROOT}",
+           "--LabApp.news_url=None",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if (ROOT / FIRST_LESSON).exists():
+        cmd.append(str(FIRST_LESSON))
     if hasattr(os, "geteuid") and os.geteuid() == 0:   # containers often run as root
+        cmd.append("--allow-root")
+    return cmd + list(extra or [])
+
+
+def serve(cmd: list[str]) -> int:
+    """Run JupyterLab until it exits or this script is stopped.
+
+    JupyterLab runs in its own session, so Ctrl-C reaches only this script,
+    which asks JupyterLab to stop (SIGTERM: it shuts its kernels down, no
+    "shut down? y/n" prompt); SIGTERM and SIGHUP to this script do the same.
+    If JupyterLab has not stopped after STOP_GRACE seconds it is killed.
+    """
+    import signal
+    import time
+
+    print("+", " ".join(cmd), flush=True)
+    posix = os.name != "nt"
+    proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=posix)
+    deadline: list[float] = []
+
+    def stop(signum: int, frame: object) -> None:
+        if not deadline and proc.poll() is None:
+            print("\nStopping JupyterLab and its kernels ...", flush=True)
+            proc.terminate()
+            deadline.append(time.monotonic() + STOP_GRACE)
+
+    signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if posix else [])
+    previous = {s: signal.signal(s, stop) for s in signals}
+    try:
+        while True:
+            try:
+                code = proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if deadline and time.monotonic() > deadline[0]:
+                    print("JupyterLab did not stop in time: killing it.", flush=True)
+                    proc.kill()
+                    code = proc.wait()
+                    break
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0 if deadline and code in (0, -signal.SIGTERM) else code
+
+
+def lab(options: list[str] | None = None) -> int:
+    """Install if needed, then serve the course in JupyterLab until stopped."""
+    setup("")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
         print("Running as root: starting JupyterLab with --allow-root.")
-        extra.append("--allow-root")
-    return run(PYTHON, "-m", "jupyter", "lab", target, *extra)
+    return serve(lab_command(options))
 
 
 def test() -> int:
@@ -117,6 +179,8 @@ def main() -> int:
     commands = {"lab": lab, "test": test}
     if len(sys.argv) >= 2 and sys.argv[1] == "execute":
         return execute(sys.argv[2:])
+    if len(sys.argv) >= 2 and sys.argv[1] == "lab":
+        return lab(sys.argv[2:])
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
         print(__doc__)
         return 2
