@@ -66,9 +66,17 @@ def cmd_release(args: argparse.Namespace) -> int:
                  "release` and commit the result. Stale:")
             for p in report.stale:
                 why = ("has no source in " + str(args.solutions)) if p in report.orphans \
-                    else ("missing" if not p.exists() else "differs from what release makes")
+                    else ("missing" if not p.exists() else
+                          "its committed copy differs from what release makes"
+                          if p in report.judged_committed
+                          else "differs from what release makes")
                 _err(f"  {p}: {why}")
             return 1
+        for p in report.judged_committed:
+            _out(f"{p} holds your work (left as it is): judged the copy git has "
+                 "committed instead")
+        for p in report.not_judged:
+            _out(f"{p} holds your work and git has no committed copy of it: not judged")
         _out(f"exercises/ is up to date ({len(report.unchanged)} notebooks).")
         return 0
     for p in report.written:

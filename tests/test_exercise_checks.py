@@ -13,12 +13,14 @@ For each lesson notebook that holds exercises:
 from __future__ import annotations
 
 import re
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
 from backprop_course.classroom import grading, mutants
+from backprop_course.classroom.release import release
 from backprop_course.exercises import hint, registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +44,19 @@ def solved(notebook: str) -> grading.SubmissionReport:
 
 
 @lru_cache(maxsize=None)
+def released() -> Path:
+    """The stubs as `release` makes them, in a temporary folder: the learner's own
+    exercises/ may hold their attempts (test_release checks exercises/ is current)."""
+    folder = Path(tempfile.mkdtemp(prefix="bpc-released-")) / "exercises"
+    report = release(ROOT / "solutions", folder, known_ids=[e.id for e in
+                                                             registry.all_exercises()])
+    assert report.written, "release wrote nothing"
+    return folder
+
+
+@lru_cache(maxsize=None)
 def unsolved(notebook: str) -> grading.SubmissionReport:
-    return grading.run_submission(ROOT / "exercises" / f"{notebook}.ipynb", timeout=240,
+    return grading.run_submission(released() / f"{notebook}.ipynb", timeout=240,
                                   cell_timeout=120)
 
 
