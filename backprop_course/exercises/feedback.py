@@ -49,6 +49,12 @@ class CheckFailure(Exception):
                 for i, line in enumerate(str(self).splitlines())]
 
 
+def one_line(text: str, limit: int = 600) -> str:
+    """``text`` with its lines joined by single spaces (shortened past ``limit``)."""
+    joined = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return joined if len(joined) <= limit else joined[: limit - 3] + "..."
+
+
 @dataclass
 class Verdict:
     """The outcome of one check, before it is printed or raised."""
@@ -61,10 +67,11 @@ class Verdict:
     kind: str = "passed"    # "passed" or one of KINDS
 
     def line(self) -> str:
-        """One line for a scorecard or a CSV cell."""
+        """One line for a scorecard or a CSV cell: the whole message, lines joined,
+        so the expected and the obtained values a check printed stay in it."""
         if self.passed:
             return f"{PASS_MARK} {self.exercise} passed: {self.message}"
-        text = self.message.splitlines()[0] if self.message else self.kind
+        text = one_line(self.message) if self.message else self.kind
         if self.hint:
             text += f" (hint: {self.hint})"
         return f"{FAIL_MARK} {self.exercise}: {text}"
