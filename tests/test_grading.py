@@ -419,3 +419,47 @@ def test_checking_code_is_recognised_however_it_is_wrapped():
         assert found(eval(source, namespace)) is None, source
 
 
+
+def test_progress_prints_a_scorecard(tmp_path, capsys):
+    nb = make_exercise_notebook(fixture.fixture_notebook(), "solutions/00_fixture.ipynb")
+    nb.cells[2].source = ("# Exercise 00-tanh-chain: Derivative of tanh(2x)\n"
+                          "def tanh2_grad(x):\n    return 2 * (1 - np.tanh(2 * x) ** 2)")
+    nb.cells[4].source = ("def linear_backward(x, W, b, dout):\n"
+                          "    return dout @ W.T, x.T @ dout, dout.sum(axis=1)")
+    nbformat.write(nb, tmp_path / "00_fixture.ipynb")
+    code = cli.main(["progress", str(tmp_path), "--checks", "bpc_fixture_checks",
+                     "--path", str(FIXTURES), "--cell-timeout", "10"])
+    out = capsys.readouterr().out
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0] == "00_fixture.ipynb"
+    assert any(line.strip().startswith("\u2714 00-tanh-chain") and "passed" in line
+               for line in lines)
+    assert any(line.strip().startswith("\u2718 00-linear-backward") and "wrong axis" in line
+               for line in lines)
+    assert any(line.strip().startswith("\u00b7 00-mul-backward") and "not attempted" in line
+               for line in lines)
+    assert "1/3 exercises passed, 1 not attempted yet, 1 to fix" in out
+    # course order: the order the notebook presents them, not the ids' order
+    shown = [line.split()[1] for line in lines[1:4]]
+    assert shown == IN_NOTEBOOK_ORDER
+    # the failure line keeps what the check printed: expected and obtained values
+    wrong = next(line for line in lines if "00-linear-backward" in line)
+    assert "expected" in wrong and "got" in wrong, wrong
+
+
+def test_a_failure_line_keeps_the_expected_and_the_obtained_values():
+    from backprop_course.exercises.feedback import Verdict
+    verdict = Verdict("00-x", "t", False, "dW is wrong: shape (2, 2)\n  expected [[1, 2],\n"
+                      " [3, 4]]\n  got      [[0, 2],\n [3, 4]]", hint="a transpose?")
+    assert verdict.line() == ("\u2718 00-x: dW is wrong: shape (2, 2) expected [[1, 2], "
+                              "[3, 4]] got [[0, 2], [3, 4]] (hint: a transpose?)")
+
+
+def test_cli_errors_for_missing_folders(tmp_path, capsys):
+    assert cli.main(["progress", str(tmp_path / "nope")]) == 2
+    assert "no folder" in capsys.readouterr().err
+    assert cli.main(["progress", str(tmp_path)]) == 2
+    assert "holds no .ipynb" in capsys.readouterr().err
+    assert cli.main(["grade", "x.ipynb", "--csv", str(tmp_path / "no" / "out.csv")]) == 2
+    assert "cannot write" in capsys.readouterr().err

@@ -50,8 +50,9 @@ class CheckFailure(Exception):
 
 
 def one_line(text: str, limit: int = 600) -> str:
-    """``text`` with its lines joined by single spaces (shortened past ``limit``)."""
-    joined = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    """``text`` on one line: every run of spaces and line breaks becomes one space
+    (shortened past ``limit`` characters)."""
+    joined = " ".join(text.split())
     return joined if len(joined) <= limit else joined[: limit - 3] + "..."
 
 
