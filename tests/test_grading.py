@@ -198,7 +198,10 @@ def test_hanging_and_crashing_submissions_are_reported_and_others_still_graded(g
     by = graded["by"]
     for i in IDS:
         assert by["erin_00_fixture.ipynb"][i]["passed"] == "False"
-        assert "could not be stopped" in by["erin_00_fixture.ipynb"][i]["message"]
+        erin = by["erin_00_fixture.ipynb"][i]
+        assert erin["message"] == ("timed out after 5 s in cell 4: the notebook's code could "
+                                   "not be stopped, so nothing could be graded")
+        assert erin["status"] == "timeout"
         assert by["henry_00_fixture.ipynb"][i]["passed"] == "False"
         assert "kernel died" in by["henry_00_fixture.ipynb"][i]["message"]
         # an interruptible endless loop costs its cell, not the grade

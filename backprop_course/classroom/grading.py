@@ -628,7 +628,10 @@ def _run_submission(path: Path, *, timeout: float, cell_timeout: float,
                 report.extras = extra_note.pop("extras", {})
                 notes += extra_note.get("notes", [])
     except Exception as exc:  # kernel failed to start, zmq trouble...
-        notes.append(f"could not run the notebook: {type(exc).__name__}: {exc}")
+        # (after a failed interrupt nbclient has already shut the kernel down, and its
+        # own cleanup then trips on the missing kernel manager: nothing to report)
+        if not (isinstance(exc, AssertionError) and client.km is None and not usable):
+            notes.append(f"could not run the notebook: {type(exc).__name__}: {exc}")
     finally:
         try:
             os.remove(out_path)
