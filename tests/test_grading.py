@@ -199,8 +199,8 @@ def test_hanging_and_crashing_submissions_are_reported_and_others_still_graded(g
     for i in IDS:
         assert by["erin_00_fixture.ipynb"][i]["passed"] == "False"
         erin = by["erin_00_fixture.ipynb"][i]
-        assert erin["message"] == ("timed out after 5 s in cell 4: the notebook's code could "
-                                   "not be stopped, so nothing could be graded")
+        assert erin["message"] == ("timed out after 5 s in cell 4: the notebook's code "
+                                   "could not be stopped, so nothing could be graded")
         assert erin["status"] == "timeout"
         assert by["henry_00_fixture.ipynb"][i]["passed"] == "False"
         assert "kernel died" in by["henry_00_fixture.ipynb"][i]["message"]
@@ -311,7 +311,8 @@ def test_assignment_grades_the_lessons_exercises_whatever_was_handed_in(tmp_path
     nb = nbformat.v4.new_notebook()
     nb.metadata["backprop_course"] = {"notebook": "01_chain_rule"}
     nb.cells.append(nbformat.v4.new_code_cell(
-        "def central_difference(f, x, h=1e-5):\n    return (f(x + h) - f(x - h)) / (2 * h)"))
+        "def central_difference(f, x, h=1e-5):\n"
+        "    return (f(x + h) - f(x - h)) / (2 * h)"))
     path = tmp_path / "nick_01_chain_rule.ipynb"
     nbformat.write(nb, path)
     out = tmp_path / "grades.csv"

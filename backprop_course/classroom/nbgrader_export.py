@@ -46,8 +46,8 @@ from backprop_course.classroom.release import (
 )
 
 SCHEMA_VERSION = 3
-CHECKED_ID = re.compile(r"(?:^|[^\w.])check\s*\(\s*[\"'](\d\d-[a-z0-9]+(?:-[a-z0-9]+)*)[\"']",
-                        re.M)
+CHECKED_ID = re.compile(
+    r"(?:^|[^\w.])check\s*\(\s*[\"'](\d\d-[a-z0-9]+(?:-[a-z0-9]+)*)[\"']", re.M)
 STUB = 'raise NotImplementedError("replace this line with your code")'
 
 CONFIG = '''\
