@@ -2,6 +2,7 @@
 """Set up the course in a local virtual environment and run it.
 
     python3 course.py lab     # install, then open the course in JupyterLab
+                              # (extra options go to JupyterLab: --port 8890)
     python3 course.py test    # install, then run the whole test suite
     python3 course.py execute [NOTEBOOK ...]
                               # (maintainers) re-run lessons, store outputs
@@ -13,6 +14,7 @@ up-to-date environment is reused.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -52,31 +54,108 @@ def setup(extras: str) -> None:
     STAMP.write_text(f"{extras}:{version}")
 
 
-def lab() -> int:
-    setup("")
-    start = ROOT / "notebooks" / "01_chain_rule.ipynb"
-    target = start.relative_to(ROOT) if start.exists() else Path("notebooks")
-    extra = []
+#: The lesson JupyterLab opens first; the file browser shows the whole course.
+FIRST_LESSON = Path("notebooks") / "01_chain_rule.ipynb"
+#: Seconds JupyterLab gets to shut its kernels down before it is killed.
+STOP_GRACE = 30
+
+
+def lab_command(extra: list[str] | None = None) -> list[str]:
+    """`jupyter lab` serving the course folder (notebooks/, exercises/, solutions/).
+
+    JupyterLab's root is the course folder, so the lessons' links to exercises/
+    work, and lesson 01 opens first. The "Jupyter news" prompt and the update
+    check are turned off: the course makes no network calls on its own.
+    """
+    cmd = [str(PYTHON), "-m", "jupyter", "lab", f"--ServerApp.root_dir={ROOT}",
+           "--LabApp.news_url=None",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if (ROOT / FIRST_LESSON).exists():
+        cmd.append(str(FIRST_LESSON))
     if hasattr(os, "geteuid") and os.geteuid() == 0:   # containers often run as root
+        cmd.append("--allow-root")
+    return cmd + list(extra or [])
+
+
+def serve(cmd: list[str]) -> int:
+    """Run JupyterLab until it exits or this script is stopped.
+
+    JupyterLab runs in its own session, so Ctrl-C reaches only this script,
+    which asks JupyterLab to stop (SIGTERM: it shuts its kernels down, no
+    "shut down? y/n" prompt); SIGTERM and SIGHUP to this script do the same.
+    If JupyterLab has not stopped after STOP_GRACE seconds it is killed.
+    """
+    import signal
+    import time
+
+    print("+", " ".join(cmd), flush=True)
+    posix = os.name != "nt"
+    proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=posix)
+    deadline: list[float] = []
+
+    def stop(signum: int, frame: object) -> None:
+        if not deadline and proc.poll() is None:
+            print("\nStopping JupyterLab and its kernels ...", flush=True)
+            proc.terminate()
+            deadline.append(time.monotonic() + STOP_GRACE)
+
+    signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if posix else [])
+    previous = {s: signal.signal(s, stop) for s in signals}
+    try:
+        while True:
+            try:
+                code = proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if deadline and time.monotonic() > deadline[0]:
+                    print("JupyterLab did not stop in time: killing it.", flush=True)
+                    proc.kill()
+                    code = proc.wait()
+                    break
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0 if deadline and code in (0, -signal.SIGTERM) else code
+
+
+def lab(options: list[str] | None = None) -> int:
+    """Install if needed, then serve the course in JupyterLab until stopped."""
+    setup("")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
         print("Running as root: starting JupyterLab with --allow-root.")
-        extra.append("--allow-root")
-    return run(PYTHON, "-m", "jupyter", "lab", target, *extra)
+    return serve(lab_command(options))
+
+
+def released_copy() -> Path:
+    """A fresh `release` of solutions/ in a temporary folder: the exercise notebooks as
+    the course ships them, whatever a learner has written in their own exercises/."""
+    import tempfile
+    folder = Path(tempfile.mkdtemp(prefix="backprop-course-released-")) / "exercises"
+    if run(PYTHON, "-m", "backprop_course.cli", "release", "--exercises", folder) != 0:
+        sys.exit("Could not release solutions/ into a temporary folder (see above).")
+    return folder
 
 
 def test() -> int:
     setup("test")
     pytest = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider"]
+    released = released_copy()
     steps = [
-        # exercises/ must be exactly what `release` makes from solutions/
+        # exercises/ must be exactly what `release` makes from solutions/; your own
+        # attempts in exercises/ are never touched (git's committed copy is judged)
         [PYTHON, "-m", "backprop_course.cli", "release", "--check"],
         # lessons are committed executed: re-run them and compare outputs
         [*pytest, "--nbval", "--nbval-current-env", "notebooks"],
-        # exercise pairs have no stored outputs: run them, checks decide
-        [*pytest, "--nbval-lax", "--nbval-current-env", "solutions", "exercises"],
+        # exercise pairs have no stored outputs: run them, checks decide (the
+        # released stubs, not your attempts)
+        [*pytest, "--nbval-lax", "--nbval-current-env", "solutions", released],
         # engine, tooling, exercise checks, widgets, browser end-to-end
         [*pytest, "tests"],
     ]
-    failed = [s for s in steps if run(*s) != 0]
+    try:
+        failed = [s for s in steps if run(*s) != 0]
+    finally:
+        shutil.rmtree(released.parent, ignore_errors=True)
     for s in failed:
         print("FAILED:", " ".join(str(c) for c in s[1:]))
     return 1 if failed else 0
@@ -117,6 +196,8 @@ def main() -> int:
     commands = {"lab": lab, "test": test}
     if len(sys.argv) >= 2 and sys.argv[1] == "execute":
         return execute(sys.argv[2:])
+    if len(sys.argv) >= 2 and sys.argv[1] == "lab":
+        return lab(sys.argv[2:])
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
         print(__doc__)
         return 2

@@ -2,8 +2,10 @@
 
     backprop-course list                         every exercise and its notebook
     backprop-course release [--check] [--force]  make exercises/ from solutions/
+    backprop-course release --format nbgrader DIR   an nbgrader course from solutions/
     backprop-course progress [DIR]               run your exercise notebooks, scorecard
-    backprop-course grade SUB.ipynb... --csv OUT grade submissions, one row per exercise
+    backprop-course grade SUB... --csv OUT       grade submissions (files or folders),
+                                                 one row per exercise, with points
     backprop-course mutants [SOLUTION.ipynb...]  authors: do the checks catch wrong variants?
 
 Exit status: 0 all well; 1 something to act on (stale or refused files, a
@@ -12,6 +14,7 @@ failed exercise); 2 bad input (missing folder, a file that is not a notebook).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -50,9 +53,49 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_release_nbgrader(args: argparse.Namespace) -> int:
+    from backprop_course.classroom.nbgrader_export import export
+    from backprop_course.classroom.release import ReleaseError
+    from backprop_course.exercises import registry
+    if args.dir is None:
+        _err("--format nbgrader needs a folder to write the course into: "
+             "`backprop-course release --format nbgrader COURSE_DIR`")
+        return 2
+    if args.check:
+        _err("--check compares exercises/ with solutions/; it has no nbgrader form")
+        return 2
+    try:
+        points = {ex.id: ex.points for ex in registry.all_exercises()}
+        report = export(args.solutions, args.dir, points, force=args.force)
+    except ReleaseError as exc:
+        _err(str(exc))
+        return 2
+    for p in report.written:
+        _out(f"wrote {p}")
+    for original, backup in report.backups:
+        _out(f"{original} had your edits: saved them as {backup} before replacing it")
+    if report.unchanged and not report.written:
+        _out(f"{args.dir} already up to date ({len(report.unchanged)} files).")
+    for p in report.refused:
+        _err(f"refused to overwrite {p}: it differs from what the export makes (your "
+             "edits?). Rename it, or pass --force to replace it (a .bak copy is kept).")
+    if report.refused:
+        return 1
+    _out(f"nbgrader course in {args.dir}: {len(report.assignments)} assignments "
+         f"({', '.join(report.assignments)}). Next, in that folder: "
+         f"`nbgrader generate_assignment {report.assignments[0]}`")
+    return 0
+
+
 def cmd_release(args: argparse.Namespace) -> int:
     from backprop_course.exercises import registry
     from backprop_course.classroom.release import ReleaseError, release
+    if args.format == "nbgrader":
+        return cmd_release_nbgrader(args)
+    if args.dir is not None:
+        _err(f"a folder ({args.dir}) goes with --format nbgrader; for exercises/ use "
+             "--exercises DIR")
+        return 2
     try:
         known = [ex.id for ex in registry.all_exercises()]
         report = release(args.solutions, args.exercises, check=args.check, force=args.force,
@@ -66,9 +109,17 @@ def cmd_release(args: argparse.Namespace) -> int:
                  "release` and commit the result. Stale:")
             for p in report.stale:
                 why = ("has no source in " + str(args.solutions)) if p in report.orphans \
-                    else ("missing" if not p.exists() else "differs from what release makes")
+                    else ("missing" if not p.exists() else
+                          "its committed copy differs from what release makes"
+                          if p in report.judged_committed
+                          else "differs from what release makes")
                 _err(f"  {p}: {why}")
             return 1
+        for p in report.judged_committed:
+            _out(f"{p} holds your work (left as it is): judged the copy git has "
+                 "committed instead")
+        for p in report.not_judged:
+            _out(f"{p} holds your work and git has no committed copy of it: not judged")
         _out(f"exercises/ is up to date ({len(report.unchanged)} notebooks).")
         return 0
     for p in report.written:
@@ -111,18 +162,34 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
 def cmd_grade(args: argparse.Namespace) -> int:
     from backprop_course.classroom.grading import grade
-    missing = [s for s in args.submissions if not Path(s).exists()]
-    for s in missing:
-        _err(f"warning: {s} does not exist (reported in the CSV as not gradable)")
-    if args.csv is not None:
-        parent = Path(args.csv).resolve().parent
-        if not parent.is_dir():
-            _err(f"cannot write {args.csv}: no folder {parent}")
-            return 2
-    grade(args.submissions, args.csv, timeout=args.timeout, cell_timeout=args.cell_timeout,
-          check_modules=_split(args.checks), extra_paths=args.path or ())
-    if args.csv:
-        _out(f"wrote {args.csv}")
+    for s in args.submissions:
+        if not Path(s).exists():
+            _err(f"warning: {s} does not exist (reported in the CSV as not gradable)")
+    for target in (args.csv, args.summary):
+        if target is not None:
+            parent = Path(target).resolve().parent
+            if not parent.is_dir():
+                _err(f"cannot write {target}: no folder {parent}")
+                return 2
+    if args.jobs < 1:
+        _err(f"--jobs {args.jobs}: give 1 or more")
+        return 2
+    try:
+        reports = grade(args.submissions, args.csv, timeout=args.timeout,
+                        cell_timeout=args.cell_timeout, check_modules=_split(args.checks),
+                        extra_paths=args.path or (), assignment=args.assignment,
+                        jobs=args.jobs, seed=args.seed, summary_csv=args.summary)
+    except ValueError as exc:            # an unknown --assignment
+        _err(str(exc))
+        return 2
+    for target in (args.csv, args.summary):
+        if target:
+            _out(f"wrote {target}")
+    problems = [r for r in reports if r.error]
+    if problems:
+        _err(f"{len(problems)} of {len(reports)} submissions could not be graded fully "
+             "(missing, unreadable, timed out or crashed): see their rows")
+        return 1
     return 0
 
 
@@ -138,6 +205,14 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         if not path.is_file():
             _err(f"no notebook {path}")
             return 2
+        try:
+            mutants.require_solutions(json.loads(path.read_text(encoding="utf-8")),
+                                      str(path))
+        except (ValueError, OSError) as exc:      # NoSolutions, or not JSON at all
+            _err(str(exc) if isinstance(exc, mutants.NoSolutions)
+                 else f"{path} is not a notebook ({exc})")
+            return 2
+    for path in paths:
         rep = run_submission(path, timeout=args.timeout, cell_timeout=args.cell_timeout,
                              check_modules=_split(args.checks), extra_paths=args.path or (),
                              extra={"mutants": str(path.resolve())})
@@ -146,6 +221,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
             _err(f"{path.name}: the solution itself fails {r.exercise}: {r.message}")
         rows += rep.extras.get("mutants", [])
     _out(mutants.summarize(rows))
+    # every variant must get a verdict, and every verdict must catch it
     return 0 if rows and all(r["caught"] for r in rows) else 1
 
 
@@ -167,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exercises", default="exercises", help="default: exercises")
     p.add_argument("--force", action="store_true",
                    help="replace notebooks edited since release (a .bak copy is kept)")
+    p.add_argument("--format", choices=("exercises", "nbgrader"), default="exercises",
+                   help="exercises (default): exercises/ notebooks; nbgrader: an nbgrader "
+                   "course folder DIR (nbgrader_config.py, source/<lesson>/<lesson>.ipynb)")
+    p.add_argument("dir", nargs="?", metavar="DIR",
+                   help="with --format nbgrader: the course folder to write")
     p.set_defaults(func=cmd_release)
 
     def run_options(p: argparse.ArgumentParser, timeout: float) -> None:
@@ -187,10 +268,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("grade", help="grade submitted notebooks into a CSV",
                        description="Run each submission in its own kernel and grade it "
-                       "with the course's own checks. CSV columns: submission, exercise, "
-                       "passed, message.")
-    p.add_argument("submissions", nargs="+", metavar="SUBMISSION.ipynb")
+                       "with the course's own checks. CSV columns: student, submission, "
+                       "exercise, points, max_points, passed, status, message. A folder "
+                       "stands for every notebook in it (a subfolder per student, as "
+                       "nbgrader's submitted/STUDENT/..., or files named STUDENT_NN_...). "
+                       "Exit status 1 when a submission could not be graded fully "
+                       "(after the CSV is written).")
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSION",
+                   help="notebooks, or folders of notebooks")
     p.add_argument("--csv", metavar="OUT", help="write the grades here")
+    p.add_argument("--summary", metavar="OUT",
+                   help="write one row per student here: points, max_points")
+    p.add_argument("--assignment", metavar="NN",
+                   help="grade every submission on lesson NN's exercises (01, 03, ...): "
+                   "a notebook of another lesson scores 0")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="grade N submissions at a time, each in its own kernel "
+                   "(default 1)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="the checks' random inputs (default: drawn once per run; every "
+                   "submission gets the same)")
     run_options(p, 300)
     p.set_defaults(func=cmd_grade)
 

@@ -1,5 +1,14 @@
-"""course.py, the two-command bootstrap: the maintainers' `execute` command."""
+"""course.py, the two-command bootstrap: `lab`, the sync step of `test`, and `execute`."""
 import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -40,3 +49,127 @@ def test_unknown_command_prints_usage(course, monkeypatch, capsys):
     monkeypatch.setattr("sys.argv", ["course.py", "bake"])
     assert course.main() == 2
     assert "python3 course.py execute" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- `course.py lab`
+def _fresh_copy(dest: Path) -> Path:
+    """What `git clone` of this working tree gives (committed and uncommitted edits alike),
+    with no .venv."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def _this_interpreter_as_venv(clone: Path) -> None:
+    """`.venv` in the clone whose python is the interpreter running the tests.
+
+    course.py then takes its "environment is up to date" path (a real first run
+    creates .venv and pip-installs, minutes; see the report of issue 10) and the
+    rest of `python3 course.py lab` runs exactly as a learner's does.
+    """
+    bindir = clone / ".venv" / "bin"
+    bindir.mkdir(parents=True)
+    shim = bindir / "python"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    shim.chmod(0o755)
+    version = (clone / "pyproject.toml").stat().st_mtime_ns
+    (clone / ".venv" / ".installed").write_text(f":{version}")
+
+
+def _pids_with(text: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix" or not Path("/proc").is_dir() or not shutil.which(
+    "git"), reason="needs git and Linux /proc")
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM],
+                         ids=["ctrl-c", "sigterm"])
+def test_lab_serves_the_course_folder_and_stops_with_its_kernels(tmp_path, stop_signal):
+    clone = _fresh_copy(tmp_path / "course")
+    _this_interpreter_as_venv(clone)
+    log = open(tmp_path / "lab.log", "w+")
+    proc = subprocess.Popen([sys.executable, "course.py", "lab", "--ServerApp.port=0",
+                             "--no-browser"], cwd=clone, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = None
+        for _ in range(240):
+            text = (tmp_path / "lab.log").read_text()
+            m = re.search(r"(http://127\.0\.0\.1:\d+)/lab\?token=(\w+)", text)
+            if m:
+                url, token = m.groups()
+                break
+            assert proc.poll() is None, text
+            time.sleep(0.5)
+        assert url, (tmp_path / "lab.log").read_text()
+        auth = {"Authorization": f"token {token}"}
+
+        def api(path, method="GET", body=None):
+            req = urllib.request.Request(url + path, method=method, headers=auth,
+                                         data=None if body is None else json.dumps(
+                                             body).encode())
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return json.load(r) if r.headers.get_content_type().endswith(
+                    "json") else r.read().decode()
+
+        listing = api("/api/contents/exercises")
+        names = {c["name"] for c in listing["content"]}
+        assert "01_chain_rule.ipynb" in names
+        assert {c["name"] for c in api("/api/contents")["content"]} >= {
+            "notebooks", "exercises", "solutions"}
+        page = api("/lab/tree/notebooks/01_chain_rule.ipynb")
+        assert re.search(r'"news":\s*\{"disabled":\s*true\}', page)      # no news prompt
+        server = _pids_with(f"--ServerApp.root_dir={clone}")
+        assert len(server) == 1
+        kernel = api("/api/kernels", "POST", {"name": "python3"})
+        for _ in range(60):
+            if _pids_with(kernel["id"]):
+                break
+            time.sleep(0.5)
+        kernels = _pids_with(kernel["id"])
+        assert kernels
+        proc.send_signal(stop_signal)
+        assert proc.wait(timeout=60) == 0
+        assert "Stopping JupyterLab and its kernels" in (tmp_path / "lab.log").read_text()
+        for _ in range(20):
+            if not _pids_with(f"--ServerApp.root_dir={clone}") + _pids_with(kernel["id"]):
+                break
+            time.sleep(0.5)
+        assert _pids_with(f"--ServerApp.root_dir={clone}") == []
+        assert _pids_with(kernel["id"]) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _pids_with(str(clone)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        log.close()
+
+
+def test_test_command_runs_the_released_stubs_not_the_learners_exercises(course):
+    assert course.test() == 0
+    release, check, *rest = course.calls
+    assert list(release[1:4]) == ["-m", "backprop_course.cli", "release"]
+    assert release[4] == "--exercises" and Path(release[5]).name == "exercises"
+    released = Path(release[5])
+    assert released.parent != ROOT and not released.parent.exists()    # cleaned up
+    assert list(check[3:]) == ["release", "--check"]
+    lax = next(cmd for cmd in rest if "--nbval-lax" in cmd)
+    assert released in lax and "exercises" not in lax

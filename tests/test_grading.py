@@ -22,9 +22,13 @@ import bpc_fixture_checks as fixture  # noqa: E402
 from backprop_course import cli  # noqa: E402
 from backprop_course.classroom import grading  # noqa: E402
 from backprop_course.classroom.release import make_exercise_notebook  # noqa: E402
+from backprop_course.exercises import registry  # noqa: E402
 
 CHECKS = dict(check_modules=["bpc_fixture_checks"], extra_paths=[str(FIXTURES)])
 IDS = ["00-linear-backward", "00-mul-backward", "00-tanh-chain"]
+IN_NOTEBOOK_ORDER = ["00-tanh-chain", "00-linear-backward", "00-mul-backward"]
+POINTS = {"00-tanh-chain": 1, "00-linear-backward": 2, "00-mul-backward": 1}
+SEED = 7
 
 WRONG_ANSWERS = """\
 def tanh2_grad(x):
@@ -55,6 +59,15 @@ PATCH_NUMPY = WRONG_ANSWERS + """\
 np.allclose = lambda *a, **k: True
 np.isclose = lambda a, b, **k: np.ones(np.shape(a), dtype=bool)
 """
+
+# answers that are, or call, the course's checking code
+BORROW_EXPECT = """\
+from backprop_course.exercises import expect as _e
+def tanh2_grad(x):
+    return _e.grad_of(lambda v: (v * 2).tanh(), float(x))
+"""
+BORROW_REFERENCE = ("from backprop_course.exercises.mlp import _softmax_ce_reference "
+                    "as softmax_cross_entropy")
 
 PATCH_DURING_CHECK = """\
 def tanh2_grad(x):
@@ -106,6 +119,8 @@ def graded(tmp_path_factory):
         "jack.ipynb": _submission(nbformat.v4.new_notebook(), [
             "import numpy as np",
             "def tanh2_grad(x):\n    return 2 * (1 - np.tanh(2 * x) ** 2)"]),
+        "kate_00_fixture.ipynb": _submission(solution, [BORROW_EXPECT]),
+        "mia.ipynb": _submission(nbformat.v4.new_notebook(), [BORROW_REFERENCE]),
     }
     for name, nb in subs.items():
         nbformat.write(nb, d / name)
@@ -115,24 +130,29 @@ def graded(tmp_path_factory):
     out = d / "grades.csv"
     summary = io.StringIO()
     reports = grading.grade([d / n for n in order], out, timeout=40, cell_timeout=5,
-                            out=summary, **CHECKS)
+                            out=summary, jobs=2, seed=SEED, summary_csv=d / "students.csv",
+                            **CHECKS)
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
     by = {}
     for r in rows:
         by.setdefault(Path(r["submission"]).name, {})[r["exercise"]] = r
+    with open(d / "students.csv", newline="") as f:
+        students = {r["student"]: r for r in csv.DictReader(f)}
     return {"rows": rows, "by": by, "reports": {r.path.name: r for r in reports},
-            "csv": out, "summary": summary.getvalue()}
+            "csv": out, "summary": summary.getvalue(), "dir": d, "order": order,
+            "students": students}
 
 
 def test_csv_has_exactly_the_columns_and_a_row_per_submission_and_exercise(graded):
     with open(graded["csv"], newline="") as f:
         header = next(csv.reader(f))
-    assert header == ["submission", "exercise", "passed", "message"]
+    assert header == ["student", "submission", "exercise", "points", "max_points", "passed",
+                      "status", "message"]
     by = graded["by"]
-    assert len(by) == 12
+    assert len(by) == 14
     for name in by:
-        if name in ("jack.ipynb", "notes.txt"):
+        if name in ("jack.ipynb", "notes.txt", "mia.ipynb"):
             continue
         assert sorted(by[name]) == IDS, name
     assert {r["passed"] for r in graded["rows"]} == {"True", "False"}
@@ -178,7 +198,10 @@ def test_hanging_and_crashing_submissions_are_reported_and_others_still_graded(g
     by = graded["by"]
     for i in IDS:
         assert by["erin_00_fixture.ipynb"][i]["passed"] == "False"
-        assert "could not be stopped" in by["erin_00_fixture.ipynb"][i]["message"]
+        erin = by["erin_00_fixture.ipynb"][i]
+        assert erin["message"] == ("timed out after 5 s in cell 4: the notebook's code "
+                                   "could not be stopped, so nothing could be graded")
+        assert erin["status"] == "timeout"
         assert by["henry_00_fixture.ipynb"][i]["passed"] == "False"
         assert "kernel died" in by["henry_00_fixture.ipynb"][i]["message"]
         # an interruptible endless loop costs its cell, not the grade
@@ -209,12 +232,196 @@ def test_unnamed_notebook_is_graded_on_the_answers_it_defines(graded):
 
 
 def test_summary_table(graded):
-    lines = [ln for ln in graded["summary"].splitlines() if not ln.startswith("grading ")]
-    assert lines[0].split() == ["submission", "passed", "problems"]
-    alice = next(line for line in lines if "alice_00_fixture" in line)
-    assert " 3/3 " in alice
-    bob = next(line for line in lines if "bob_00_fixture" in line)
-    assert " 0/3 " in bob and "00-tanh-chain" in bob
+    text = graded["summary"]
+    table = text[text.index("submission  "):].splitlines()
+    assert table[0].split() == ["submission", "points", "problems"]
+    alice = next(line for line in table if "alice_00_fixture" in line)
+    assert " 4/4 " in alice
+    bob = next(line for line in table if "bob_00_fixture" in line)
+    assert " 0/4 " in bob and "00-tanh-chain" in bob
+
+
+# ---------------------------------------------------------------- points, students
+def test_rows_carry_points_from_the_registry_and_the_student(graded):
+    alice = graded["by"]["alice_00_fixture.ipynb"]
+    for ex_id, worth in POINTS.items():
+        assert float(alice[ex_id]["max_points"]) == worth
+        assert float(alice[ex_id]["points"]) == worth and alice[ex_id]["status"] == "passed"
+        bob = graded["by"]["bob_00_fixture.ipynb"][ex_id]
+        assert float(bob["points"]) == 0 and float(bob["max_points"]) == worth
+        assert bob["status"] == "not_attempted"
+    students = {r["submission"].rsplit("/", 1)[-1]: r["student"] for r in graded["rows"]}
+    assert students["alice_00_fixture.ipynb"] == "alice"
+    assert students["jack.ipynb"] == "jack"
+    assert students["missing_00_fixture.ipynb"] == "missing"
+
+
+def test_summary_csv_has_a_total_per_student(graded):
+    st = graded["students"]
+    assert (st["alice"]["points"], st["alice"]["max_points"]) == ("4", "4")
+    assert (st["bob"]["points"], st["bob"]["max_points"]) == ("0", "4")
+    assert st["jack"]["points"] == "1" and st["jack"]["max_points"] == "1"
+    assert "cannot read" in st["missing"]["problems"]
+    assert st["alice"]["problems"] == ""
+
+
+def test_progress_lines_while_grading(graded):
+    lines = [ln for ln in graded["summary"].splitlines() if ln.startswith("[")]
+    n = len(graded["order"])
+    assert len(lines) == n
+    assert [int(ln[1:ln.index("/")]) for ln in lines] == list(range(1, n + 1))
+    assert any(ln.endswith("4/4 points") or "alice" in ln and " 4/4 points " in ln
+               for ln in lines)
+    assert "(--jobs 2, seed 7)" in graded["summary"]
+
+
+def test_parallel_grades_equal_serial_grades(graded, tmp_path):
+    names = ["alice_00_fixture.ipynb", "bob_00_fixture.ipynb", "carol_00_fixture.ipynb",
+             "kate_00_fixture.ipynb", "notes.txt"]
+    out = tmp_path / "serial.csv"
+    grading.grade([graded["dir"] / n for n in names], out, timeout=40, cell_timeout=5,
+                  out=io.StringIO(), jobs=1, seed=SEED, **CHECKS)
+    with open(out, newline="") as f:
+        serial = list(csv.DictReader(f))
+    parallel = [r for r in graded["rows"] if Path(r["submission"]).name in names]
+    assert serial == parallel
+    assert {r["status"] for r in serial} >= {"passed", "failed", "not_attempted",
+                                             "integrity"}
+
+
+def test_a_folder_stands_for_its_notebooks_one_student_per_subfolder(tmp_path):
+    subs = grading.expand_submissions([tmp_path])
+    assert [(s.path, s.student) for s in subs] == [(tmp_path, tmp_path.name)]  # empty
+    for student in ("bob", "alice"):
+        (tmp_path / student / "03").mkdir(parents=True)
+        (tmp_path / student / "03" / "03_mlp_from_scratch.ipynb").write_text("{}")
+    (tmp_path / "alice" / "03" / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "alice" / "03" / ".ipynb_checkpoints" / "x-checkpoint.ipynb").write_text("")
+    (tmp_path / "carol_03_mlp_from_scratch.ipynb").write_text("{}")
+    (tmp_path / "notes.txt").write_text("")
+    subs = grading.expand_submissions([tmp_path, tmp_path / "dan_01_chain_rule.ipynb"])
+    assert [(s.path.relative_to(tmp_path).as_posix(), s.student) for s in subs] == [
+        ("alice/03/03_mlp_from_scratch.ipynb", "alice"),
+        ("bob/03/03_mlp_from_scratch.ipynb", "bob"),
+        ("carol_03_mlp_from_scratch.ipynb", "carol"),
+        ("dan_01_chain_rule.ipynb", "dan")]
+
+
+def test_assignment_grades_the_lessons_exercises_whatever_was_handed_in(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["backprop_course"] = {"notebook": "01_chain_rule"}
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "def central_difference(f, x, h=1e-5):\n"
+        "    return (f(x + h) - f(x - h)) / (2 * h)"))
+    path = tmp_path / "nick_01_chain_rule.ipynb"
+    nbformat.write(nb, path)
+    out = tmp_path / "grades.csv"
+    code = cli.main(["grade", str(path), "--assignment", "03", "--csv", str(out),
+                     "--seed", "1"])
+    rows = list(csv.DictReader(open(out, newline="")))
+    mlp = [ex.id for ex in registry.all_exercises("03_mlp_from_scratch")]
+    assert code == 0 and sorted(r["exercise"] for r in rows) == sorted(mlp)
+    assert all(r["points"] == "0" and r["status"] == "missing" for r in rows)
+    assert sum(float(r["max_points"]) for r in rows) == sum(
+        registry.get(i).points for i in mlp)
+    # without --assignment the same notebook is graded on lesson 01, in notebook order
+    reports = grading.grade([path], None, out=io.StringIO(), seed=1)
+    first = reports[0].results
+    assert [r.exercise for r in first][0] == "01-central-difference" and first[0].passed
+    assert {r.exercise for r in first} == {
+        ex.id for ex in registry.all_exercises("01_chain_rule")}
+    assert cli.main(["grade", str(path), "--assignment", "42"]) == 2
+
+
+# ---------------------------------------------------------------- nothing silent
+def test_bad_paths_get_rows_and_a_nonzero_exit_after_the_csv(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("my homework")
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "grades.csv"
+    code = cli.main(["grade", str(tmp_path / "gone_01_chain_rule.ipynb"),
+                     str(tmp_path / "notes.txt"), str(tmp_path / "empty"),
+                     "--csv", str(out)])
+    assert code == 1
+    assert "3 of 3 submissions could not be graded fully" in capsys.readouterr().err
+    rows = list(csv.DictReader(open(out, newline="")))
+    gone = [r for r in rows if "gone" in r["submission"]]
+    assert {r["exercise"] for r in gone} == {
+        ex.id for ex in registry.all_exercises("01_chain_rule")}
+    assert all("no such file" in r["message"] and r["status"] == "unreadable"
+               for r in gone)
+    (notes,) = [r for r in rows if r["submission"].endswith("notes.txt")]
+    assert "not a valid notebook" in notes["message"]
+    (empty,) = [r for r in rows if r["submission"].endswith("empty")]
+    assert "is a folder, not a notebook" in empty["message"]
+
+
+def test_a_notebook_that_runs_out_of_time_says_so_for_each_exercise_it_did_not_reach(
+        tmp_path):
+    nb = _submission(fixture.fixture_notebook(), ["import time\ntime.sleep(120)"],
+                     insert_at=4)
+    path = tmp_path / "slow_00_fixture.ipynb"
+    nbformat.write(nb, path)
+    rep = grading.run_submission(path, timeout=20, cell_timeout=200, **CHECKS)
+    rows = {r.exercise: r for r in rep.results}
+    assert [r.exercise for r in rep.results] == IN_NOTEBOOK_ORDER
+    assert rows["00-tanh-chain"].passed
+    for ex_id, cell in (("00-linear-backward", 6), ("00-mul-backward", 8)):
+        r = rows[ex_id]
+        assert r.status == "timeout" and not r.passed, r
+        assert r.message.startswith("timed out after 20 s (the notebook's time limit) "
+                                    "in cell 5: the notebook did not reach this exercise")
+        assert f"cell {cell}" in r.message
+
+
+# ---------------------------------------------------------------- integrity
+def test_an_answer_that_is_or_calls_the_checking_code_earns_nothing(graded):
+    kate = graded["by"]["kate_00_fixture.ipynb"]["00-tanh-chain"]
+    assert kate["passed"] == "False" and kate["status"] == "integrity"
+    assert "(backprop_course.exercises.expect)" in kate["message"]
+    assert graded["by"]["kate_00_fixture.ipynb"]["00-mul-backward"]["passed"] == "True"
+    (mia,) = graded["by"]["mia.ipynb"].values()
+    assert mia["exercise"] == "03-softmax-ce-backward" and mia["status"] == "integrity"
+    assert mia["points"] == "0"
+    assert "backprop_course.exercises.mlp._softmax_ce_reference" in mia["message"]
+
+
+def test_checking_code_is_recognised_however_it_is_wrapped():
+    import functools
+
+    import numpy as np
+
+    import backprop_course
+    from backprop_course import Value
+    from backprop_course.exercises import expect, mlp
+    from backprop_course.exercises.mlp import _softmax_ce_reference as ref
+    found = grading.checking_code
+    assert found(ref).endswith("mlp._softmax_ce_reference")
+    assert found(functools.partial(ref, np.zeros(3))) is not None
+    assert found(functools.wraps(ref)(lambda *a: 0)) is not None
+    namespace = {"ref": ref, "mlp": mlp, "expect": expect, "np": np, "Value": Value,
+                 "backprop_course": backprop_course}
+    cheats = {
+        "lambda z, y: ref(z, y)": "_softmax_ce_reference",
+        "lambda z, y: mlp._softmax_ce_reference(z, y)": "exercises.mlp",
+        "lambda x: expect.grad_of(lambda v: v.tanh(), x)": "exercises.expect",
+        "lambda z, y: helper(z, y)": "_softmax_ce_reference",      # through a helper
+        "lambda z, y: backprop_course.exercises.mlp._softmax_ce_reference(z, y)":
+            "backprop_course.exercises",
+    }
+    exec("def helper(z, y):\n    return [ref][0](z, y)", namespace)
+    for source, what in cheats.items():
+        assert what in (found(eval(source, namespace)) or ""), source
+    exec("def inner(z, y):\n    from backprop_course.exercises.mlp import "
+         "_softmax_ce_reference as r\n    return r(z, y)", namespace)
+    assert found(namespace["inner"]) == "backprop_course.exercises.mlp"
+    honest = [
+        "lambda z, y: np.exp(z) / np.exp(z).sum() + 0 * y",
+        "lambda f, x, h=1e-5: (f(x + h) - f(x - h)) / (2 * h)",    # calls what it is given
+        "lambda a, b: Value(a) * b",                                # uses the engine
+    ]
+    for source in honest:
+        assert found(eval(source, namespace)) is None, source
+
 
 
 def test_progress_prints_a_scorecard(tmp_path, capsys):
@@ -237,6 +444,20 @@ def test_progress_prints_a_scorecard(tmp_path, capsys):
     assert any(line.strip().startswith("\u00b7 00-mul-backward") and "not attempted" in line
                for line in lines)
     assert "1/3 exercises passed, 1 not attempted yet, 1 to fix" in out
+    # course order: the order the notebook presents them, not the ids' order
+    shown = [line.split()[1] for line in lines[1:4]]
+    assert shown == IN_NOTEBOOK_ORDER
+    # the failure line keeps what the check printed: expected and obtained values
+    wrong = next(line for line in lines if "00-linear-backward" in line)
+    assert "expected" in wrong and "got" in wrong, wrong
+
+
+def test_a_failure_line_keeps_the_expected_and_the_obtained_values():
+    from backprop_course.exercises.feedback import Verdict
+    verdict = Verdict("00-x", "t", False, "dW is wrong: shape (2, 2)\n  expected [[1, 2],\n"
+                      " [3, 4]]\n  got      [[0, 2],\n [3, 4]]", hint="a transpose?")
+    assert verdict.line() == ("\u2718 00-x: dW is wrong: shape (2, 2) expected [[1, 2], "
+                              "[3, 4]] got [[0, 2], [3, 4]] (hint: a transpose?)")
 
 
 def test_cli_errors_for_missing_folders(tmp_path, capsys):

@@ -208,3 +208,75 @@ def test_the_course_exercises_are_up_to_date(capsys):
         assert "BEGIN SOLUTION" not in text and '"outputs": []' in text
         nb = json.loads(text)
         assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+
+
+# ------------------------------------------- learner work vs CI (`release --check`)
+def _git(repo, *args):
+    import subprocess
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+                   cwd=repo, check=True, capture_output=True)
+
+
+@pytest.fixture()
+def committed_course(course):
+    """The fixture course as a git repository with exercises/ released and committed."""
+    import shutil
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    assert _run(course) == 0
+    _git(course, "init", "-q")
+    _git(course, "add", "-A")
+    _git(course, "commit", "-qm", "course")
+    return course
+
+
+def _attempt(path):
+    """What a learner does: write an answer, run the notebook (outputs)."""
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[2].source = ("# Exercise 00-tanh-chain: Derivative of tanh(2x)\n"
+                          "def tanh2_grad(x):\n    return 2 * x  # my attempt")
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hi\n")]
+    nbformat.write(nb, path)
+
+
+def test_check_passes_with_a_learners_work_in_exercises_and_leaves_it(committed_course,
+                                                                       capsys):
+    target = committed_course / "exercises" / "00_fixture.ipynb"
+    _attempt(target)
+    mine = target.read_bytes()
+    (committed_course / "exercises" / "Untitled.ipynb").write_text(
+        nbformat.writes(nbformat.v4.new_notebook()))          # a learner's own notebook
+    capsys.readouterr()
+    assert _run(committed_course, "--check") == 0
+    out = capsys.readouterr().out
+    assert "holds your work (left as it is): judged the copy git has committed" in out
+    assert target.read_bytes() == mine
+    assert "my attempt" in target.read_text()
+
+
+def test_check_still_fails_a_commit_whose_exercises_do_not_match(committed_course, capsys):
+    sol = committed_course / "solutions" / "00_fixture.ipynb"
+    nb = nbformat.read(sol, as_version=4)
+    nb.cells[0].source += "\nA changed sentence."
+    nbformat.write(nb, sol)
+    _git(committed_course, "commit", "-qam", "solutions changed, release forgotten")
+    capsys.readouterr()
+    assert _run(committed_course, "--check") == 1            # clean tree, as in CI
+    assert "differs from what release makes" in capsys.readouterr().err
+    # the learner's edits on top do not hide it: the committed copy is judged
+    _attempt(committed_course / "exercises" / "00_fixture.ipynb")
+    assert _run(committed_course, "--check") == 1
+    assert "its committed copy differs" in capsys.readouterr().err
+
+
+def test_check_fails_on_a_committed_hand_edit_or_orphan(committed_course, capsys):
+    ex = committed_course / "exercises"
+    _attempt(ex / "00_fixture.ipynb")
+    (ex / "99_old.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
+    _git(committed_course, "add", "-A")
+    _git(committed_course, "commit", "-qm", "an executed exercise and an orphan committed")
+    capsys.readouterr()
+    assert _run(committed_course, "--check") == 1
+    err = capsys.readouterr().err
+    assert "00_fixture.ipynb: its committed copy differs" in err
+    assert "99_old.ipynb: has no source" in err

@@ -18,10 +18,13 @@ constant       the function returns its first result always  any failure
                (for function answers)
 =============  ============================================  ===================
 
-A variant is *caught* when its check fails; *caught with the expected hint*
-when the failure's hint also names the mistake. Some variants cannot be
-caught because they compute the same thing (flipping the sign of a step ``h``
-in a central difference); they are listed so the author can judge.
+A variant is *caught* only when the check's verdict says the answer is wrong;
+*caught with the expected hint* when the failure's hint also names the
+mistake. Internal failures are counted apart and listed, never as caught:
+the check itself crashing (a bug in the course) or the variant's own cell
+raising (nothing was checked). Some variants cannot be caught because they
+compute the same thing (flipping the sign of a step ``h`` in a central
+difference); they are listed so the author can judge.
 
 Runs where the solutions notebook has been executed (see
 ``grading.run_submission(..., extra={"mutants": path})``), because the
@@ -53,14 +56,35 @@ EXPECTED_HINT: dict[str, tuple[str, ...]] = {
 _NOT_A_VARIANT = "bad operand type for unary -"
 
 
+#: outcome of one variant: the check's verdict failed it / passed it / no verdict
+CAUGHT, SURVIVED, CHECK_CRASHED, CELL_RAISED = ("caught", "survived", "check crashed",
+                                                "cell raised")
+INTERNAL = (CHECK_CRASHED, CELL_RAISED)
+
+
 @dataclass
 class MutantResult:
     exercise: str
     mutation: str
     line: str          # the mutated line, for the report
-    caught: bool
+    caught: bool       # the check's verdict failed the variant (not a crash)
     hinted: bool       # caught, and the hint names the mistake
     verdict: str
+    outcome: str = CAUGHT   # caught | survived | check crashed | cell raised
+
+
+class NoSolutions(ValueError):
+    """A notebook with no solution regions: nothing to make wrong variants of."""
+
+
+def require_solutions(nb: Any, name: str) -> None:
+    """Raise :class:`NoSolutions` unless ``nb`` holds exercise cells with solution regions."""
+    cells = exercise_cells(nb)
+    if not any(lines for _, lines in cells.values()):
+        raise NoSolutions(
+            f"{name} has no '{BEGIN}' ... '{END}' regions: mutants makes wrong variants "
+            f"of the solutions, so give it a solutions notebook (solutions/NN_name.ipynb),"
+            f" not a released exercises notebook")
 
 
 # ----------------------------------------------------------------- regions
@@ -276,38 +300,60 @@ def analyse(namespace: dict, exercise_ids: Sequence[str], notebook_path: str,
                         exec(compile(new_src, f"<{ex_id} {kind} variant>", "exec"), ns)
                         answer = ns[ex.answer]
                     verdict = run_check(ex_id, answer, seed=seed)
-            except BaseException as exc:   # the variant broke the cell itself: caught
+            except BaseException as exc:   # the variant's own cell raised: no verdict
                 if _NOT_A_VARIANT in str(exc):
                     continue
-                results.append(MutantResult(ex_id, kind, line, True, kind == "constant",
-                                            f"the variant's cell raised {type(exc).__name__}"))
+                results.append(MutantResult(
+                    ex_id, kind, line, False, False,
+                    f"the variant's cell raised {type(exc).__name__}: {exc}", CELL_RAISED))
                 continue
             if _NOT_A_VARIANT in verdict.message:
                 continue
+            if verdict.kind == "internal":
+                results.append(MutantResult(ex_id, kind, line, False, False, verdict.line(),
+                                            CHECK_CRASHED))
+                continue
             results.append(MutantResult(
                 ex_id, kind, line, not verdict.passed,
-                (not verdict.passed) and _hinted(kind, verdict), verdict.line()))
+                (not verdict.passed) and _hinted(kind, verdict), verdict.line(),
+                SURVIVED if verdict.passed else CAUGHT))
     return [asdict(r) for r in results]
 
 
+def judged(rows: Sequence[dict]) -> list[dict]:
+    """The variants the check gave a verdict on (internal failures left out)."""
+    return [r for r in rows if r.get("outcome", CAUGHT) not in INTERNAL]
+
+
 def summarize(rows: Sequence[dict]) -> str:
-    """A table per exercise: variants, caught, caught with the expected hint; survivors."""
+    """A table per exercise: variants, caught, caught with the expected hint, internal
+    failures; then the survivors and the internal failures, one per line."""
     if not rows:
         return "no wrong variants"
     out = []
     by_ex: dict[str, list[dict]] = {}
     for r in rows:
         by_ex.setdefault(r["exercise"], []).append(r)
-    total = caught = hinted = 0
+    total = caught = hinted = internal = 0
     for ex_id, rs in by_ex.items():
         c, h = sum(r["caught"] for r in rs), sum(r["hinted"] for r in rs)
-        total, caught, hinted = total + len(rs), caught + c, hinted + h
+        i = len(rs) - len(judged(rs))
+        total, caught, hinted, internal = total + len(rs), caught + c, hinted + h, \
+            internal + i
         out.append(f"{ex_id:<28} {len(rs):>3} variants  {c:>3} caught  {h:>3} with the "
-                   f"expected hint")
+                   f"expected hint" + (f"  {i} internal failures" if i else ""))
         for r in rs:
-            if not r["caught"]:
+            outcome = r.get("outcome", CAUGHT if r["caught"] else SURVIVED)
+            if outcome == SURVIVED:
                 out.append(f"    survived: {r['mutation']}: {r['line']}")
-    out.append(f"{'total':<28} {total:>3} variants  {caught:>3} caught "
-               f"({caught / total:.0%})  {hinted:>3} with the expected hint "
-               f"({hinted / total:.0%})")
+            elif outcome in INTERNAL:
+                out.append(f"    {outcome} (not counted): {r['mutation']}: {r['line']}: "
+                           f"{r['verdict'][:160]}")
+    n = total - internal
+    share = f"{caught / n:.0%}" if n else "n/a"
+    hshare = f"{hinted / n:.0%}" if n else "n/a"
+    out.append(f"{'total':<28} {total:>3} variants  {caught:>3} caught of {n} judged "
+               f"({share})  {hinted:>3} with the expected hint ({hshare})  "
+               f"{internal} internal failures (the check crashed or the variant's cell "
+               f"raised)")
     return "\n".join(out)

@@ -16,6 +16,10 @@ hash of its cells' sources in ``metadata.backprop_course.release_hash``; if
 the file on disk no longer matches its own hash (a cell was edited) or holds
 outputs (it was run), release refuses (or, with ``force``, keeps a
 ``<name>.bak-<time>.ipynb`` copy first).
+
+``check`` (CI's sync step) judges what git has committed when the file on
+disk holds a learner's work, so a learner can run the test command at any
+time; a clean checkout (CI) has nothing else on disk.
 """
 from __future__ import annotations
 
@@ -57,6 +61,10 @@ class ReleaseReport:
     backups: list[tuple[Path, Path]] = field(default_factory=list)
     orphans: list[Path] = field(default_factory=list)     # exercises/ without a solution
     messages: list[str] = field(default_factory=list)
+    # --check: learner's work on disk; git's committed copy was judged instead
+    judged_committed: list[Path] = field(default_factory=list)
+    # --check: learner's work on disk and no committed copy to judge (not counted)
+    not_judged: list[Path] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -250,6 +258,19 @@ def learner_edited(path: Path) -> bool:
         meta["release_hash"] = saved
 
 
+def committed_text(path: Path) -> str | None:
+    """The file at ``path`` as git's HEAD commit holds it; None outside git or untracked."""
+    import subprocess
+    try:
+        out = subprocess.run(["git", "show", f"HEAD:./{path.name}"], cwd=path.parent,
+                             capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.decode("utf-8", errors="replace")
+
+
 def _is_solution_file(path: Path) -> bool:
     return (path.suffix == ".ipynb" and ".bak-" not in path.name
             and not path.name.startswith("."))
@@ -282,10 +303,23 @@ def release(solutions_dir: Path | str = "solutions", exercises_dir: Path | str =
         report.orphans = sorted(p for p in ex_dir.glob("*.ipynb")
                                 if _is_solution_file(p) and p.name not in targets)
     if check:
+        # The course's copy of exercises/ is what git commits. A learner's edits on
+        # disk (their attempts) are theirs: judge the committed copy instead, so the
+        # test command passes with their work in place, and CI (a clean checkout,
+        # where disk == commit) still catches a commit that does not match solutions/.
         for target, text in generated:
             current = target.read_text(encoding="utf-8") if target.exists() else None
+            if current is not None and current != text and learner_edited(target):
+                committed = committed_text(target)
+                if committed is None:
+                    report.not_judged.append(target)
+                    continue
+                report.judged_committed.append(target)
+                current = committed
             (report.unchanged if current == text else report.stale).append(target)
-        report.stale += report.orphans
+        # a notebook git does not track (a learner's copy, Untitled.ipynb) is not
+        # the course's: only committed orphans are stale
+        report.stale += [p for p in report.orphans if committed_text(p) is not None]
         return report
     if not ex_dir.exists():
         ex_dir.mkdir(parents=True)

@@ -49,6 +49,13 @@ class CheckFailure(Exception):
                 for i, line in enumerate(str(self).splitlines())]
 
 
+def one_line(text: str, limit: int = 600) -> str:
+    """``text`` on one line: every run of spaces and line breaks becomes one space
+    (shortened past ``limit`` characters)."""
+    joined = " ".join(text.split())
+    return joined if len(joined) <= limit else joined[: limit - 3] + "..."
+
+
 @dataclass
 class Verdict:
     """The outcome of one check, before it is printed or raised."""
@@ -61,10 +68,11 @@ class Verdict:
     kind: str = "passed"    # "passed" or one of KINDS
 
     def line(self) -> str:
-        """One line for a scorecard or a CSV cell."""
+        """One line for a scorecard or a CSV cell: the whole message, lines joined,
+        so the expected and the obtained values a check printed stay in it."""
         if self.passed:
             return f"{PASS_MARK} {self.exercise} passed: {self.message}"
-        text = self.message.splitlines()[0] if self.message else self.kind
+        text = one_line(self.message) if self.message else self.kind
         if self.hint:
             text += f" (hint: {self.hint})"
         return f"{FAIL_MARK} {self.exercise}: {text}"

@@ -47,6 +47,7 @@ class Exercise:
     check_fn: Callable = field(repr=False, compare=False)
     module: str = ""       # module that registered it
     timeout: float = DEFAULT_TIMEOUT
+    points: float = 1.0    # what it is worth in `grade` and in the nbgrader export
 
     def __str__(self) -> str:
         return f"{self.id}  {self.title}  ({self.notebook}.ipynb, defines `{self.answer}`)"
@@ -88,13 +89,15 @@ def exercise(
     answer: str,
     hints: Sequence[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
+    points: float = 1.0,
 ) -> Callable[[Callable], Callable]:
     """Decorator that registers ``check_fn(answer, rng)`` as the check of exercise ``id``.
 
     ``check_fn`` raises :class:`~backprop_course.exercises.feedback.CheckFailure`
     (usually through the ``expect`` helpers) when the answer is wrong and returns
     normally, optionally with a short description of what it tested, when it is right.
-    ``timeout`` is the wall-clock limit in seconds for each call of learner code.
+    ``timeout`` is the wall-clock limit in seconds for each call of learner code;
+    ``points`` is what the exercise is worth when graded (default 1).
     """
     if not ID_PATTERN.match(id):
         raise ValueError(
@@ -104,6 +107,9 @@ def exercise(
         raise ValueError(f"exercise {id}: answer={answer!r} is not a Python name")
     if isinstance(hints, str):
         raise TypeError(f"exercise {id}: hints must be a list of strings, not one string")
+    if isinstance(points, bool) or not isinstance(points, (int, float)) or not (
+            points > 0 and points < float("inf")):
+        raise ValueError(f"exercise {id}: points={points!r} must be a positive number")
 
     def register(check_fn: Callable) -> Callable:
         module = getattr(check_fn, "__module__", "") or ""
@@ -113,7 +119,7 @@ def exercise(
                 f"exercise id {id!r} is registered twice: by {old.module} and by {module}")
         _REGISTRY[id] = Exercise(id=id, title=title, notebook=notebook, answer=answer,
                                  hints=tuple(hints), check_fn=check_fn, module=module,
-                                 timeout=float(timeout))
+                                 timeout=float(timeout), points=float(points))
         return check_fn
 
     return register
