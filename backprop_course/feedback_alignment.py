@@ -14,6 +14,10 @@ The weight and bias gradients are the true ones for the layer's own output;
 only what the layer passes *down* changes. The network still learns, because
 the forward weights come to align with Bᵀ (lesson 08 measures it).
 
+Direct feedback alignment (Nøkland, NIPS 2016) sends the output error e to every
+hidden layer directly, through that layer's own fixed random matrix:
+:func:`direct_feedback` and :class:`DFANet`.
+
 Shapes follow ``nn.Linear``: W is (in_features, out_features), so the matrix B
 that stands in for Wᵀ is (out_features, in_features).
 
@@ -37,7 +41,7 @@ from backprop_course.nn import Module, RngLike, init_std, init_weight
 from backprop_course.tensor import Tensor
 
 __all__ = ["fa_affine", "FALinear", "fa_mlp", "update_angle", "alignment_angle",
-           "linears", "weight_transport"]
+           "linears", "weight_transport", "direct_feedback", "DFANet"]
 
 
 def fa_affine(x: Tensor, weight: Tensor, bias: Optional[Tensor],
@@ -220,3 +224,70 @@ def update_angle(a: Union[np.ndarray, Sequence[np.ndarray]],
 def alignment_angle(weight: np.ndarray, feedback: np.ndarray) -> float:
     """The angle in degrees between a layer's W (in, out) and its Bᵀ."""
     return update_angle(np.asarray(weight), np.asarray(feedback).T)
+
+
+# ------------------------------------------------------------ direct feedback alignment
+def direct_feedback(logits: Tensor, hiddens: Sequence[Tensor],
+                    feedbacks: Sequence[np.ndarray]) -> Tensor:
+    """The logits, unchanged, as a node that also sends the output error e to every
+    hidden activation h_l through its own fixed matrix: dL/dh_l = e B_l.
+
+    Direct feedback alignment (Nøkland, "Direct feedback alignment provides learning
+    in deep neural networks", NIPS 2016): with the layers' own backward connections
+    cut (each layer's input detached), h_l's activation then multiplies by f'(z_l),
+    so δ_l = (e B_l) ⊙ f'(z_l), and the layer's weights get a_{l-1}ᵀ δ_l.
+    ``feedbacks[l]`` has shape (n_classes, width of h_l).
+    """
+    hiddens, feedbacks = list(hiddens), [np.asarray(B, dtype=np.float64)
+                                         for B in feedbacks]
+    if len(hiddens) != len(feedbacks):
+        raise ValueError(f"direct_feedback: {len(hiddens)} hidden layers but "
+                         f"{len(feedbacks)} feedback matrices; one each")
+    for h, B in zip(hiddens, feedbacks):
+        if B.shape != (logits.shape[-1], h.shape[-1]):
+            raise ValueError(f"direct_feedback: a feedback matrix of shape {B.shape} "
+                             f"for logits {logits.shape} and a hidden layer "
+                             f"{h.shape}: expected ({logits.shape[-1]}, {h.shape[-1]})")
+
+    def _backward(grad: np.ndarray) -> None:
+        logits._accumulate(grad)
+        for h, B in zip(hiddens, feedbacks):
+            h._accumulate(grad @ B)                    # e B_l, straight from the top
+    return logits._child(logits.data, (logits, *hiddens), "direct_feedback", _backward,
+                         tuple(feedbacks))
+
+
+class DFANet(Module):
+    """An MLP trained by direct feedback alignment.
+
+    Same seed, same forward weights as ``nn.MLP(sizes, activation, init, rng=seed)``
+    (plain ``nn.Linear`` layers). Each layer's input is detached, so nothing flows
+    from layer to layer on the way back; :func:`direct_feedback` hands every hidden
+    layer the output error through its fixed random ``feedbacks[l]``
+    (n_classes, width), drawn from the seed [seed, 9].
+    """
+
+    def __init__(self, sizes: Sequence[int], activation: str = "tanh",
+                 init: str = "xavier", rng: RngLike = None,
+                 feedback_scale: float = 1.0) -> None:
+        sizes = list(sizes)
+        reference = nn.MLP(sizes, activation=activation, init=init, rng=rng)
+        self.linears = [m for m in reference if isinstance(m, nn.Linear)]
+        self.activation = reference[1] if len(reference) > 1 else nn.Identity()
+        if isinstance(rng, np.random.Generator):
+            fb_rng = np.random.default_rng(rng.integers(2 ** 63))
+        else:
+            fb_rng = np.random.default_rng(None if rng is None else [int(rng), 9])
+        n_out = sizes[-1]
+        self.feedbacks = [fb_rng.normal(0.0, init_std(n, n_out, init) * feedback_scale,
+                                        size=(n_out, n)) for n in sizes[1:-1]]
+        self.sizes = sizes
+
+    def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        h = nn._as_tensor(x)
+        hiddens = []
+        for i, layer in enumerate(self.linears[:-1]):
+            h = self.activation(layer(h if i == 0 else h.detach()))
+            hiddens.append(h)
+        logits = self.linears[-1](h.detach() if hiddens else h)
+        return direct_feedback(logits, hiddens, self.feedbacks)

@@ -157,3 +157,42 @@ def test_update_angle():
         fa.update_angle(np.zeros(3), np.ones(3))
     with pytest.raises(ValueError, match="same shapes"):
         fa.update_angle(np.ones(3), np.ones(4))
+
+
+def test_direct_feedback_sends_the_output_error_to_every_hidden_layer():
+    rng = np.random.default_rng(0)
+    sizes = [5, 7, 6, 3]
+    model = fa.DFANet(sizes, rng=3)
+    ref = nn.MLP(sizes, activation="tanh", init="xavier", rng=3)
+    for a, r in zip(fa.linears(model), fa.linears(ref)):
+        assert np.array_equal(a.weight.data, r.weight.data)
+    assert [B.shape for B in model.feedbacks] == [(3, 7), (3, 6)]
+    x = rng.normal(size=(8, 5))
+    y = np.arange(8) % 3
+    out = model(x)
+    np.testing.assert_allclose(out.data, ref(x).data, rtol=1e-12)
+    losses.cross_entropy(out, y).backward()
+    # by hand: e = dL/dlogits, δ_l = (e B_l) ⊙ (1 - h_l²), dW_l = a_{l-1}ᵀ δ_l
+    W1, W2, W3 = (layer.weight.data for layer in fa.linears(model))
+    h1 = np.tanh(x @ W1)
+    h2 = np.tanh(h1 @ W2)
+    logits = h2 @ W3
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    e = (p - np.eye(3)[y]) / len(y)
+    d1 = (e @ model.feedbacks[0]) * (1 - h1 ** 2)
+    d2 = (e @ model.feedbacks[1]) * (1 - h2 ** 2)
+    grads = [layer.weight.grad for layer in fa.linears(model)]
+    np.testing.assert_allclose(grads[0], x.T @ d1, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(grads[1], h1.T @ d2, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(grads[2], h2.T @ e, rtol=1e-9, atol=1e-15)
+    assert len(model.parameters()) == 6                     # the B's are not learned
+
+
+def test_direct_feedback_refuses_mismatched_feedbacks():
+    logits = Tensor(np.zeros((2, 3)), requires_grad=True)
+    h = Tensor(np.zeros((2, 4)), requires_grad=True)
+    with pytest.raises(ValueError, match=r"expected \(3, 4\)"):
+        fa.direct_feedback(logits, [h], [np.zeros((4, 3))])
+    with pytest.raises(ValueError, match="one each"):
+        fa.direct_feedback(logits, [h], [])
