@@ -203,7 +203,8 @@ def _check_update_angle(update_angle, rng):
     b = rng.normal(size=d) + 0.5 * a
     M1 = rng.normal(size=(int(rng.integers(2, 5)), int(rng.integers(3, 6))))
     M2 = rng.normal(size=M1.shape) + 0.3 * M1
-    shapes = [(int(rng.integers(2, 5)), int(rng.integers(2, 5))), (int(rng.integers(2, 6)),)]
+    shapes = [(int(rng.integers(2, 5)), int(rng.integers(2, 5))),
+              (int(rng.integers(2, 6)),)]
     La = [rng.normal(size=s) for s in shapes]
     # the small piece points the other way: the average of the per-layer angles
     # differs from the angle of the whole update
@@ -222,9 +223,9 @@ def _check_update_angle(update_angle, rng):
         if not np.isfinite(float(got)):
             raise CheckFailure(
                 f"{name} returned {float(got)}, expected {want:.4g}",
-                hint="for parallel updates round-off can make the cosine 1.0000000000000002, "
-                     "and arccos of that is nan: clip the cosine to [-1, 1] with "
-                     "np.clip before np.arccos", kind="wrong")
+                hint="for parallel updates round-off can make the cosine "
+                     "1.0000000000000002, and arccos of that is nan: clip the cosine "
+                     "to [-1, 1] with np.clip before np.arccos", kind="wrong")
         per_part = None
         if isinstance(u, list):
             per_part = float(np.mean([_angle(x, y) for x, y in zip(u, v)]))
