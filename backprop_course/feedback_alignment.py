@@ -37,8 +37,14 @@ from typing import Iterator, Optional, Sequence, Union
 import numpy as np
 
 from backprop_course import nn
-from backprop_course.nn import Module, RngLike, init_std, init_weight
+from backprop_course.nn import Module, init_std, init_weight
 from backprop_course.tensor import Tensor
+
+RngLike = Union[None, int, np.random.Generator]   # a seed, a Generator, or None
+
+
+def _as_tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
 
 __all__ = ["fa_affine", "FALinear", "fa_mlp", "update_angle", "alignment_angle",
            "linears", "weight_transport", "direct_feedback", "DFANet"]
@@ -103,7 +109,7 @@ class FALinear(Module):
                  init: str = "he", rng: RngLike = None,
                  feedback: Optional[np.ndarray] = None,
                  feedback_scale: float = 1.0) -> None:
-        rng = nn._as_rng(rng)
+        rng = np.random.default_rng(rng)          # a Generator is used as it is
         self.in_features, self.out_features, self.init = in_features, out_features, init
         self.weight = Tensor(init_weight(in_features, out_features, init, rng),
                              requires_grad=True)
@@ -135,7 +141,7 @@ class FALinear(Module):
         return layer
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        x = nn._as_tensor(x)
+        x = _as_tensor(x)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r} got input of shape {x.shape}: its last axis "
                              f"must have {self.in_features} features")
@@ -284,7 +290,7 @@ class DFANet(Module):
         self.sizes = sizes
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        h = nn._as_tensor(x)
+        h = _as_tensor(x)
         hiddens = []
         for i, layer in enumerate(self.linears[:-1]):
             h = self.activation(layer(h if i == 0 else h.detach()))
