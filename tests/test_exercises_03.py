@@ -225,7 +225,8 @@ WRONG = [
      lambda p, t: (float(((p - t) ** 2).sum()), mse(p, t)[1]), "mean"),
     ("03-mse-backward", "half in the loss",
      lambda p, t: (0.5 * mse(p, t)[0], mse(p, t)[1]), "½"),
-    ("03-mse-backward", "returns the loss only", lambda p, t: mse(p, t)[0], "should return a tuple"),
+    ("03-mse-backward", "returns the loss only", lambda p, t: mse(p, t)[0],
+     "should return a tuple"),
     ("03-mse-backward", "not attempted", _raise, "not attempted"),
 
     ("03-zero-init", "everything moves",

@@ -594,7 +594,6 @@ def _check_backward(answer: Any, rng: np.random.Generator) -> str:
     ``backward`` calls) is unfinished or wrong, run their sweep with the
     reference order instead, and say so in the verdict."""
     _check_callable(answer, "backward(root)")
-    note = ""
     with _reference_topo_if_needed(answer, rng) as note:
         try:
             summary = _check_sweep(answer, rng)
