@@ -49,7 +49,8 @@ def _call(fn: Callable, *args: Any, name: str) -> Any:
 
 
 def _close(got: float, want: float, rtol: float = 1e-9, atol: float = 1e-12) -> bool:
-    return abs(got - want) <= atol + rtol * abs(want)
+    """expect.near with the tight tolerances scalar gradients allow."""
+    return expect.near(got, want, rtol=rtol, atol=atol)
 
 
 def _fmt(x: float) -> str:

@@ -127,7 +127,7 @@ def _soft_targets(rng: np.random.Generator, n: int, c: int) -> np.ndarray:
 
 @exercise(
     "03-softmax-ce-backward",
-    title="Softmax cross-entropy with soft targets: loss and gradient",
+    title="Softmax cross-entropy with soft targets",
     notebook=NOTEBOOK,
     answer="softmax_cross_entropy",
     hints=[
