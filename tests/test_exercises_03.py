@@ -31,6 +31,12 @@ def mse(pred, target):
     return (diff ** 2).mean(), 2 * diff / diff.size
 
 
+def add_weight_decay(loss, grads, params, lam):
+    penalty = sum(lam / 2 * np.sum(p ** 2) for p in params if p.ndim == 2)
+    return loss + penalty, [g + lam * p if p.ndim == 2 else g
+                            for g, p in zip(grads, params)]
+
+
 ZERO_INIT = {"moved_zero": {"b2"}, "moved_last_zero": {"W1", "b1", "W2", "b2"},
              "distinct_units": 1}
 
@@ -49,6 +55,7 @@ REFERENCE = {
     "03-softmax-ce-backward": softmax_cross_entropy,
     "03-mse-backward": mse,
     "03-zero-init": ZERO_INIT,
+    "03-l2-gradient": add_weight_decay,
     "03-training-step": train_step,
 }
 
@@ -90,6 +97,11 @@ ALTERNATIVES = [   # other correct ways to write the answers: the checks must ac
                                       (p - t) * (2.0 / p.size))),
     ("03-zero-init", {"moved_zero": ["b2"], "moved_last_zero": ("W1", "W2", "b1", "b2"),
                       "distinct_units": np.int64(1)}),
+    ("03-l2-gradient", lambda loss, grads, params, lam: (
+        loss + 0.5 * lam * sum(float(p.ravel() @ p.ravel())
+                               for p in params if p.ndim > 1),
+        tuple(np.add(g, lam * p) if p.ndim > 1 else np.array(g)
+              for g, p in zip(grads, params)))),
     ("03-training-step", _train_step_with_optim),
 ]
 
@@ -244,6 +256,34 @@ WRONG = [
     ("03-zero-init", "a string", {**ZERO_INIT, "moved_zero": "b2"}, "set of parameter"),
     ("03-zero-init", "missing key", {"moved_zero": {"b2"}}, "no key"),
     ("03-zero-init", "not attempted", None, "not attempted"),
+
+    ("03-l2-gradient", "2 lam W (the half forgotten)",
+     lambda l, g, p, lam: (add_weight_decay(l, g, p, lam)[0],
+                           [gg + 2 * lam * q if q.ndim == 2 else gg
+                            for gg, q in zip(g, p)]),
+     "the ½ in"),
+    ("03-l2-gradient", "biases decayed too",
+     lambda l, g, p, lam: (add_weight_decay(l, g, p, lam)[0],
+                           [gg + lam * q for gg, q in zip(g, p)]),
+     "biases are not decayed"),
+    ("03-l2-gradient", "gradient replaced",
+     lambda l, g, p, lam: (add_weight_decay(l, g, p, lam)[0],
+                           [lam * q if q.ndim == 2 else gg for gg, q in zip(g, p)]),
+     "ADDED to grad"),
+    ("03-l2-gradient", "L1 gradient",
+     lambda l, g, p, lam: (add_weight_decay(l, g, p, lam)[0],
+                           [gg + lam * np.sign(q) if q.ndim == 2 else gg
+                            for gg, q in zip(g, p)]), "L1 term"),
+    ("03-l2-gradient", "no penalty in the loss",
+     lambda l, g, p, lam: (l, add_weight_decay(l, g, p, lam)[1]), "missing from the loss"),
+    ("03-l2-gradient", "penalty without the half",
+     lambda l, g, p, lam: (l + sum(lam * np.sum(q ** 2) for q in p if q.ndim == 2),
+                           add_weight_decay(l, g, p, lam)[1]), "with the ½"),
+    ("03-l2-gradient", "grads changed in place",
+     lambda l, g, p, lam: (add_weight_decay(l, g, p, lam)[0],
+                           [gg.__iadd__(lam * q) if q.ndim == 2 else gg
+                            for gg, q in zip(g, p)]), "in place"),
+    ("03-l2-gradient", "not attempted", _raise, "not attempted"),
 
     ("03-training-step", "no zero_grad", _step_variant(zero=False),
      "gradients accumulate — zero them each step"),

@@ -10,6 +10,7 @@ ask for what it did not show, so the learner derives each one:
                                                         probability vector (label smoothing)
     mse(pred, target)                -> loss, dpred     mean over all N·K entries
     zero_init_answer                 = {...}            what all-zero initial weights do
+    add_weight_decay(loss, grads, params, lam) -> loss, grads   + (λ/2) Σ W² over weights
     train_step(model, X, y, lr)      -> loss            one step of gradient descent
 
 Every check draws fresh random shapes and values (a batch of one among them),
@@ -350,6 +351,77 @@ def _check_zero_init(answer: Any, rng: np.random.Generator) -> str:
                  "send the same signal out, so backprop hands each the same gradient: "
                  "they move, but in lockstep. How many different units is that?")
     return "the all-zero net, the zero output layer and the symmetric net, against runs"
+
+
+# -------------------------------------------------------------------- 03-l2-gradient
+def _l2_reference(loss: float, grads: list, params: list, lam: float) -> tuple[float, list]:
+    penalty = sum(0.5 * lam * float(np.sum(p * p)) for p in params if np.ndim(p) == 2)
+    return loss + penalty, [g + lam * p if np.ndim(p) == 2 else g.copy()
+                            for g, p in zip(grads, params)]
+
+
+@exercise(
+    "03-l2-gradient",
+    title="Weight decay: an L2 term's loss and gradient",
+    notebook=NOTEBOOK,
+    answer="add_weight_decay",
+    hints=[
+        "The term is (λ/2) Σ W² summed over every entry of every weight matrix. Only "
+        "the term's own entries depend on W[i, j]: differentiate (λ/2) W[i, j]².",
+        "d/dW (λ/2) W² = λ W: the ½ cancels the 2. Biases (the 1-D arrays) are not "
+        "penalised, so their gradients stay as they are.",
+        "The data gradient is still there: new grad = grad + λ W for a weight, grad for "
+        "a bias; new loss = loss + (λ/2) Σ W². Build new arrays; do not change grads.",
+    ],
+)
+def _check_l2(add_weight_decay: Any, rng: np.random.Generator) -> str:
+    for case in range(3):
+        d, h, c = int(rng.integers(2, 6)), int(rng.integers(2, 6)), int(rng.integers(2, 5))
+        shapes = [(d, h), (h,), (h, c), (c,)] if case < 2 else [(d, c), (c,)]
+        params = [rng.normal(size=s) for s in shapes]
+        grads = [rng.normal(size=s) for s in shapes]
+        loss = float(rng.uniform(0.1, 2.0))
+        lam = float(np.round(rng.uniform(0.01, 0.2), 3))
+        name = (f"add_weight_decay(loss, grads, params, lam={lam:g}) with params of "
+                f"shapes {shapes}")
+        got = expect.call(add_weight_decay, loss, [g.copy() for g in grads], params, lam,
+                          name=name, returns=tuple, length=2)
+        new_loss, new_grads = got
+        want_loss, want_grads = _l2_reference(loss, grads, params, lam)
+        penalty = want_loss - loss
+        all_sq = sum(float(np.sum(p * p)) for p in params)
+        expect.close(new_loss, want_loss, what=f"the new loss (λ = {lam:g})", hint_if={
+            expect.equals(loss, "the penalty (λ/2) Σ W² is missing from the loss"): None,
+            expect.equals(loss + 2 * penalty, "the loss term is (λ/2) Σ W², with the "
+                          "½"): None,
+            expect.equals(penalty, "the new loss is the old loss PLUS the penalty"): None,
+            expect.equals(loss + 0.5 * lam * all_sq, "the biases are penalised too: "
+                          "weight decay here applies to the weight matrices (2-D) "
+                          "only"): None,
+        })
+        if not isinstance(new_grads, (list, tuple)) or len(new_grads) != len(params):
+            raise CheckFailure(f"{name}: the new gradients should be a list of "
+                               f"{len(params)} arrays, one per parameter", kind="type")
+        for k, (g_new, g, p, want) in enumerate(zip(new_grads, grads, params, want_grads)):
+            label = f"{'weight' if p.ndim == 2 else 'bias'} {k} {p.shape}"
+            if p.ndim == 2:
+                ref = expect.grad_of(lambda w: (w * w).sum() * (lam / 2), p)
+                assert expect.near(ref, lam * p), "reference gradient disagrees"
+            expect.close(g_new, want, what=f"the new gradient of {label}", hint_if={
+                expect.equals(g + 2 * lam * p, "2λW: the ½ in (λ/2) Σ W² cancels the 2 "
+                              "of d/dW W², so the term's gradient is λW"): None,
+                expect.equals(lam * p, "the data gradient is gone: the term's gradient "
+                              "λW is ADDED to grad, not put in its place"): None,
+                expect.equals(g + lam * np.sign(p), "λ·sign(W) is the gradient of an L1 "
+                              "term λ Σ|W|; for (λ/2) Σ W² it is λW"): None,
+                expect.equals(g + lam * p if p.ndim == 1 else g,
+                              "biases are not decayed here (1-D arrays keep their "
+                              "gradient); weight matrices (2-D) get + λW"
+                              if p.ndim == 1 else
+                              "this weight matrix did not get its decay: + λW for every "
+                              "2-D parameter"): None,
+            })
+    return "two- and one-layer parameter lists, weights decayed, biases not"
 
 
 # -------------------------------------------------------------------- 03-training-step
