@@ -6,6 +6,12 @@ The central difference
 
 has error O(h²) from truncation and O(ε/h) from round-off (ε ≈ 1e-16 in
 float64), so h ≈ 1e-5 to 1e-6 gives about 10 correct digits.
+
+The course's one tolerance (lessons 01-03 and :func:`gradcheck`): in float64
+with h = 1e-6, a relative error below ``REL_TOL`` = 1e-6 passes. Correct
+gradients land near 1e-8 or below; between 1e-6 and about 1e-2 look closer (an
+input within h of a kink such as ReLU's, float32, a small term or one entry
+wrong); near 1 is a bug.
 """
 from __future__ import annotations
 
@@ -14,6 +20,9 @@ from typing import Callable
 import numpy as np
 
 from backprop_course.tensor import Tensor
+
+#: A float64 gradient check with h = 1e-6 passes below this relative error.
+REL_TOL = 1e-6
 
 
 def numerical_grad(f: Callable[[np.ndarray], float], x: np.ndarray,
@@ -52,7 +61,7 @@ def gradcheck(f: Callable[..., Tensor], *inputs: Tensor, h: float = 1e-6) -> flo
     """Largest relative error between autograd and finite differences.
 
     Compares the gradient of ``f(*inputs).sum()`` with respect to every input
-    that requires grad. Below ~1e-6 in float64 means the backward is right.
+    that requires grad. Below ``REL_TOL`` (1e-6) in float64 means the backward is right.
     """
     for i, t in enumerate(inputs):
         if not isinstance(t, Tensor):

@@ -10,6 +10,7 @@ import pytest
 from backprop_course import gradcheck
 from backprop_course.exercises import registry, run_check
 from backprop_course.exercises import chain_rule
+from verdicts import assert_caught
 
 SEEDS = [0, 1, 2, 3, 4]
 
@@ -22,7 +23,7 @@ def assert_fails(exercise_id, answer, *, hint=None, message=None, kind=None, see
     """The answer fails on every seed, with ``hint``/``message`` text and ``kind``."""
     for seed in seeds:
         v = verdict(exercise_id, answer, seed)
-        assert not v.passed, f"wrong answer passed (seed {seed}): {v.message}"
+        assert_caught(v, f"{exercise_id} (seed {seed})", "")
         if hint is not None:
             assert v.hint and hint in v.hint, (seed, v.message, v.hint)
         if message is not None:
@@ -31,115 +32,64 @@ def assert_fails(exercise_id, answer, *, hint=None, message=None, kind=None, see
             assert v.kind == kind, (seed, v.kind, v.message)
 
 
-def test_all_four_registered_for_the_notebook():
+def test_all_five_registered_for_the_notebook():
     ids = [e.id for e in registry.all_exercises("01_chain_rule")]
-    assert ids == ["01-central-difference", "01-chain-rule", "01-sigmoid-derivative",
-                   "01-sigmoid-max"]
+    assert ids == ["01-best-step", "01-chain-rule", "01-path-sum",
+                   "01-sigmoid-derivative", "01-sigmoid-max"]
     for e in registry.all_exercises("01_chain_rule"):
         assert 2 <= len(e.hints) <= 4
 
 
-# ---------------------------------------------------------------- central difference
-def central(f, x, h=1e-5):
-    return (f(x + h) - f(x - h)) / (2 * h)
+# ---------------------------------------------------------------- best step
+def best_step(f0, f3, eps):
+    h = (3 * eps * abs(f0) / abs(f3)) ** (1 / 3)
+    return h, h * h * abs(f3) / 6 + eps * abs(f0) / h
 
 
-def central_other_spelling(f, x, h=1e-5):
-    return 0.5 * (f(x + h) - f(x - h)) / h
+def best_step_other_form(f0, f3, eps):
+    h = np.cbrt(3 * eps * np.abs(f0) / np.abs(f3))
+    return float(h), float(0.5 * abs(f3) * h * h)      # E(h*) = |f3| h*^2 / 2
 
 
-@pytest.mark.parametrize("answer", [central, central_other_spelling])
-def test_central_difference_reference_passes(answer):
+@pytest.mark.parametrize("answer", [best_step, best_step_other_form])
+def test_best_step_reference_passes(answer):
     for seed in SEEDS:
-        v = verdict("01-central-difference", answer, seed)
+        v = verdict("01-best-step", answer, seed)
         assert v.passed, v.render()
 
 
-def test_central_difference_rejects_forward_and_backward_difference():
-    def forward(f, x, h=1e-5):
-        return (f(x + h) - f(x)) / h
-
-    def backward(f, x, h=1e-5):
-        return (f(x) - f(x - h)) / h
-
-    assert_fails("01-central-difference", forward, hint="one-sided")
-    assert_fails("01-central-difference", backward, hint="one-sided")
+def test_best_step_reference_is_the_minimum_of_the_error_model():
+    for f0, f3, eps in [(0.84, -0.54, 2.2e-16), (-3.0, 12.0, 1.2e-7)]:
+        h, err = chain_rule._best_step(f0, f3, eps)
+        grid = h * np.exp(np.linspace(-1, 1, 201))
+        model = [chain_rule._error_model(g, f0, f3, eps) for g in grid]
+        assert abs(grid[int(np.argmin(model))] / h - 1) < 0.01
+        assert abs(min(model) / err - 1) < 1e-4
 
 
-def test_central_difference_rejects_missing_factor_2():
-    def over_h(f, x, h=1e-5):
-        return (f(x + h) - f(x - h)) / h
-
-    def brackets(f, x, h=1e-5):
-        return (f(x + h) - f(x - h)) / 2 * h
-
-    assert_fails("01-central-difference", over_h, hint="factor of 2")
-    assert_fails("01-central-difference", brackets, hint="factor of 2")
+def _h_only(rule):
+    def answer(f0, f3, eps):
+        h = rule(abs(f0), abs(f3), eps)
+        return h, h * h * abs(f3) / 6 + eps * abs(f0) / h
+    return answer
 
 
-def test_central_difference_rejects_sign_flip():
-    def flipped(f, x, h=1e-5):
-        return (f(x - h) - f(x + h)) / (2 * h)
-
-    assert_fails("01-central-difference", flipped, hint="sign")
-
-
-def test_central_difference_rejects_ignoring_h():
-    def fixed_step(f, x, h=1e-5):
-        return (f(x + 1e-5) - f(x - 1e-5)) / 2e-5
-
-    assert_fails("01-central-difference", fixed_step, hint="does not change with h")
-
-
-def test_central_difference_rejects_bad_default_step():
-    def tiny_default(f, x, h=1e-13):
-        return (f(x + h) - f(x - h)) / (2 * h)
-
-    def huge_default(f, x, h=1e-2):
-        return (f(x + h) - f(x - h)) / (2 * h)
-
-    assert_fails("01-central-difference", tiny_default, hint="default step")
-    assert_fails("01-central-difference", huge_default, hint="default step")
-
-
-def test_central_difference_rejects_missing_default_and_wrong_name():
-    def no_default(f, x, h):
-        return (f(x + h) - f(x - h)) / (2 * h)
-
-    def other_name(f, x, step=1e-5):
-        return (f(x + step) - f(x - step)) / (2 * step)
-
-    assert_fails("01-central-difference", no_default, hint="give h a default")
-    assert_fails("01-central-difference", other_name, hint="name the step parameter")
-
-
-def test_central_difference_rejects_constant_none_error_stub_and_array():
-    assert_fails("01-central-difference", lambda f, x, h=1e-5: 1.0,
-                 message="is wrong")
-    assert_fails("01-central-difference", lambda f, x, h=1e-5: None, kind="none")
-
-    def raises(f, x, h=1e-5):
-        raise ValueError("oops")
-
-    def stub(f, x, h=1e-5):
-        raise NotImplementedError("Exercise 01-central-difference")
-
-    def as_array(f, x, h=1e-5):
-        return np.array([(f(x + h) - f(x - h)) / (2 * h)])
-
-    assert_fails("01-central-difference", raises, kind="error", message="ValueError")
-    assert_fails("01-central-difference", stub, kind="not_attempted")
-    assert_fails("01-central-difference", as_array, kind="type")
-    assert_fails("01-central-difference", "central", kind="type")
-
-
-def test_central_difference_failure_names_the_function_and_point():
-    def over_h(f, x, h=1e-5):
-        return (f(x + h) - f(x - h)) / h
-
-    v = verdict("01-central-difference", over_h)
-    assert "central_difference(f, x=" in v.message and "f(x) =" in v.message
-    assert "expected" in v.message and "got" in v.message
+@pytest.mark.parametrize("answer, needle", [
+    (_h_only(lambda f, t, e: e ** (1 / 3)), "order of magnitude only"),
+    (_h_only(lambda f, t, e: (e * f / t) ** (1 / 3)), "factor 3 is missing"),
+    (_h_only(lambda f, t, e: (6 * e * f / t) ** (1 / 3)), "slopes"),
+    (_h_only(lambda f, t, e: (3 * e * f / t) ** 0.5), "cube root"),
+    (lambda f0, f3, eps: ((3 * eps * f0 / f3) ** (1 / 3), 1e-10), "positive"),
+    (lambda f0, f3, eps: (best_step(f0, f3, eps)[0],
+                          best_step(f0, f3, eps)[0] ** 2 * abs(f3) / 6), "truncation term"),
+    (lambda f0, f3, eps: (best_step(f0, f3, eps)[0],
+                          eps * abs(f0) / best_step(f0, f3, eps)[0]), "round-off term"),
+    (lambda f0, f3, eps: best_step(f0, f3, eps)[0], "should return a tuple"),
+    (lambda f0, f3, eps: (1e-5, 1e-11), "wrong"),
+])
+def test_best_step_rejects_usual_mistakes(answer, needle):
+    for seed in SEEDS:
+        assert_caught(verdict("01-best-step", answer, seed), "best-step", needle)
 
 
 # ---------------------------------------------------------------- chain rule
@@ -188,7 +138,7 @@ def test_chain_rule_checks_random_points():
     assert verdict("01-chain-rule", recorder, 0).passed
     table = dict(seen)
     v = verdict("01-chain-rule", lambda x: table.get(x, 0.0), 1)
-    assert not v.passed
+    assert_caught(v, "answers hard-coded for seed 0", "is wrong")
 
 
 # ---------------------------------------------------------------- sigmoid'
@@ -287,29 +237,115 @@ def test_sigmoid_prime_check_reference_is_right():
     assert np.all(np.isfinite(chain_rule._stable_sigmoid_prime(np.array([-1e4, 1e4]))))
 
 
-# ---------------------------------------------------------------- sigmoid' max
-@pytest.mark.parametrize("answer", [(0.0, 0.25), [0, 0.25], (np.float64(0.0), 0.25),
-                                    (0.004, 0.249999), np.array([0.0, 0.25])])
+# ---------------------------------------------------------------- sigmoid max
+def steepest(w, b):
+    return -b / w, w / 4
+
+
+@pytest.mark.parametrize("answer", [steepest, lambda w, b: (np.float64(-b / w), 0.25 * w),
+                                    lambda w, b: [-b / w, w * 0.5 * (1 - 0.5)]])
 def test_sigmoid_max_reference_passes(answer):
-    v = verdict("01-sigmoid-max", answer)
-    assert v.passed, v.render()
+    for seed in SEEDS:
+        v = verdict("01-sigmoid-max", answer, seed)
+        assert v.passed, v.render()
 
 
-@pytest.mark.parametrize("answer, hint, kind", [
-    ((0.0, 0.5), "derivative", "wrong"),
-    ((0.25, 0.0), "z first", "wrong"),
-    ((1.0, 0.25), "symmetric", "wrong"),
-    ((0.0, 1.0), "σ(0) = 1/2", "wrong"),
-    ((0.0, 0.2), "σ(0) = 1/2", "wrong"),
-    (0.25, "two numbers", "type"),
-    ((0.0, 0.25, 1.0), "two numbers", "type"),
-    ((0.0, "0.25"), None, "type"),
-    (None, None, "not_attempted"),
-    (lambda z: z, "the answer itself", "type"),
+@pytest.mark.parametrize("answer, needle", [
+    (lambda w, b: (-b / w, 0.25), "inner derivative"),
+    (lambda w, b: (-b / w, abs(w) / 4), "keeps its sign"),
+    (lambda w, b: (-b / w, -w / 4), "sign error"),
+    (lambda w, b: (-b / w, 0.25 / w), "not 1/4 divided by w"),
+    (lambda w, b: (b / w, w / 4), "sign error"),
+    (lambda w, b: (-b, w / 4), "divide by w"),
+    (lambda w, b: (-w / b if b else 0.0, w / 4), "not -w / b"),
+    (lambda w, b: (0.0, w / 4), "z = 0 only"),
+    (lambda w, b: (0.0, 0.25), "wrong"),
+    (lambda w, b: -b / w, "should return a tuple"),
+    (lambda w, b: (-b / w, "w/4"), "should be a number"),
 ])
-def test_sigmoid_max_rejects_wrong_answers(answer, hint, kind):
-    v = verdict("01-sigmoid-max", answer)
-    assert not v.passed
-    assert v.kind == kind, v.render()
-    if hint:
-        assert v.hint and hint in v.hint, v.render()
+def test_sigmoid_max_rejects_usual_mistakes(answer, needle):
+    for seed in SEEDS:
+        assert_caught(verdict("01-sigmoid-max", answer, seed), "sigmoid-max", needle)
+
+
+# ---------------------------------------------------------------- path sum
+def total_derivative(edges, x, y):
+    g = {y: 1.0}
+    for src, dst, local in reversed(edges):
+        g[src] = g.get(src, 0.0) + local * g.get(dst, 0.0)
+    return g.get(x, 0.0)
+
+
+def total_derivative_memo(edges, x, y):
+    """Recursion over outgoing edges, with each node's dy/dnode remembered."""
+    out = {}
+    for src, dst, local in edges:
+        out.setdefault(src, []).append((dst, local))
+    memo = {y: 1.0}
+
+    def g(node):
+        if node not in memo:
+            memo[node] = sum(local * g(dst) for dst, local in out.get(node, []))
+        return memo[node]
+    return g(x)
+
+
+def _paths_one_by_one(edges, x, y):
+    out = {}
+    for src, dst, local in edges:
+        out.setdefault(src, []).append((dst, local))
+
+    def total(node):
+        return 1.0 if node == y else sum(w * total(d) for d, w in out.get(node, []))
+    return total(x)
+
+
+def _overwrite(edges, x, y):
+    g = {y: 1.0}
+    for src, dst, local in reversed(edges):
+        g[src] = local * g.get(dst, 0.0)
+    return g.get(x, 0.0)
+
+
+def _forwards(edges, x, y):
+    g = {y: 1.0}
+    for src, dst, local in edges:
+        g[src] = g.get(src, 0.0) + local * g.get(dst, 0.0)
+    return g.get(x, 0.0)
+
+
+def _keyed_by_pair(edges, x, y):
+    merged = {(s, d): w for s, d, w in edges}
+    return total_derivative([(s, d, w) for (s, d), w in merged.items()], x, y)
+
+
+@pytest.mark.parametrize("answer", [total_derivative, total_derivative_memo])
+def test_path_sum_reference_passes(answer):
+    for seed in SEEDS:
+        v = verdict("01-path-sum", answer, seed)
+        assert v.passed, v.render()
+
+
+def test_path_sum_reference_agrees_with_listing_paths_on_small_graphs():
+    rng = np.random.default_rng(0)
+    for desc, edges, x, y in chain_rule._path_graphs(rng)[:-1]:
+        assert math.isclose(chain_rule._sweep(edges, x, y),
+                            _paths_one_by_one(edges, x, y), rel_tol=1e-12, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("answer, needle", [
+    (_overwrite, "`+=`, not"),
+    (_keyed_by_pair, "x * x"),
+    (_forwards, "reversed(edges)"),
+    (lambda e, x, y: {"x": 1.0}, "should return a number"),
+    (lambda e, x, y: 1.0, "wrong"),
+])
+def test_path_sum_rejects_usual_mistakes(answer, needle):
+    for seed in SEEDS[:3]:
+        assert_caught(verdict("01-path-sum", answer, seed), "path-sum", needle)
+
+
+@pytest.mark.slow
+def test_path_sum_listing_paths_times_out_with_a_hint():
+    assert_caught(verdict("01-path-sum", _paths_one_by_one, 0), "listing paths",
+                  "2**40 paths")

@@ -10,6 +10,7 @@ import pytest
 from backprop_course import Value
 from backprop_course.exercises import registry
 from backprop_course.exercises import run_check
+from verdicts import assert_caught
 
 IDS = ["02-mul-backward", "02-tanh-backward", "02-exp-backward",
        "02-topological-order", "02-backward-sweep"]
@@ -22,12 +23,12 @@ def run(exercise_id, answer, seed=0):
 
 
 def fails_with(exercise_id, answer, *needles, seeds=(0, 1, 2)):
+    """Caught: the verdict failed because of the answer (not a crash of the
+    check itself) and names the mistake (every needle, any case)."""
     for seed in seeds:
-        failure = run(exercise_id, answer, seed)
-        assert failure is not None, f"{exercise_id} accepted a wrong answer (seed {seed})"
-        text = failure.render()
+        verdict = run_check(exercise_id, answer, seed=seed)
         for needle in needles:
-            assert needle in text, f"{needle!r} not in failure message:\n{text}"
+            assert_caught(verdict, f"{exercise_id} (seed {seed})", needle)
 
 
 # ------------------------------------------------------------ local backwards
@@ -370,3 +371,49 @@ def test_all_ids_registered_for_the_notebook():
     assert found == sorted(IDS)
     for e in registry.all_exercises("02_circuits"):
         assert 2 <= len(e.hints) <= 4
+
+
+# ------------------------- 02-backward-sweep judges the sweep only (issue 10)
+SWEEP_SRC = '''
+def backward(root):
+    root.grad = 1.0
+    for node in reversed(topo_order(root)):
+        node._backward(node.grad)
+'''
+UNREVERSED_SRC = SWEEP_SRC.replace("reversed(topo_order(root))", "topo_order(root)")
+
+
+def _topo_stub(root):
+    raise NotImplementedError("Exercise 02-topological-order: replace this line")
+
+
+def _with_topo(src, topo):
+    """A learner's backward defined in a namespace whose topo_order is ``topo``."""
+    space = {"topo_order": topo}
+    exec(src, space)
+    return space["backward"], space
+
+
+@pytest.mark.parametrize("topo, state", [(_topo_stub, "not written yet"),
+                                         (topo_preorder, "does not pass"),
+                                         (topo_no_visited, "does not pass")])
+def test_sweep_with_unfinished_topo_is_judged_with_the_reference(topo, state):
+    backward, space = _with_topo(SWEEP_SRC, topo)
+    for seed in (0, 1, 2):
+        verdict = run_check("02-backward-sweep", backward, seed=seed)
+        assert verdict.passed, verdict.render()
+        assert state in verdict.message and "reference topo_order" in verdict.message
+        assert space["topo_order"] is topo          # the learner's function is back
+
+
+def test_sweep_with_finished_topo_says_nothing_extra():
+    backward, _ = _with_topo(SWEEP_SRC, topo_ok)
+    verdict = run_check("02-backward-sweep", backward, seed=0)
+    assert verdict.passed and "reference" not in verdict.message
+
+
+def test_wrong_sweep_with_stub_topo_is_caught_and_says_so():
+    backward, _ = _with_topo(UNREVERSED_SRC, _topo_stub)
+    verdict = run_check("02-backward-sweep", backward, seed=0)
+    assert_caught(verdict, "unreversed sweep, stub topo", "reversed(order)")
+    assert_caught(verdict, "unreversed sweep, stub topo", "reference topo_order")

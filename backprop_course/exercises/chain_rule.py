@@ -1,13 +1,13 @@
 """Checks for lesson 01, the chain rule.
 
-Four exercises, each on fresh random inputs:
+Four exercises, each on fresh random inputs; each asks for something the lesson
+did not print:
 
-``01-central-difference``
-    ``central_difference(f, x, h=1e-5) -> float``, the slope
-    (f(x + h) - f(x - h)) / 2h. First with an explicit, large step h, where the
-    exact formula is compared to 1e-9 (so a forward difference, a missing
-    factor 2 or an ignored ``h`` is recognised), then with the default step on
-    random functions, against their exact derivatives.
+``01-best-step``
+    ``best_step(f0, f3, eps) -> (h, error)``: the step h that minimises the
+    lesson's error model of the central difference,
+    E(h) = h²/6·|f'''| + ε|f|/h, and E at that step. Compared with the closed
+    form (3ε|f|/|f'''|)^(1/3) and checked to be a minimum of E.
 ``01-chain-rule``
     ``dfdx(x)``: the derivative of f(x) = log(1 + exp(3x)), worked out by hand
     with the chain rule. Compared at random points with the derivative the
@@ -18,13 +18,19 @@ Four exercises, each on fresh random inputs:
     |z| up to 1000, where it must return finite values without overflow
     warnings.
 ``01-sigmoid-max``
-    ``sigmoid_prime_max = (z_at_max, max_value)``: where σ' peaks, and how high.
+    ``steepest(w, b) -> (z, slope)``: where the neuron σ(wz + b) is steepest as
+    a function of z, and its slope there (w/4 at z = -b/w).
+``01-path-sum``
+    ``total_derivative(edges, x, y)``: dy/dx on a graph given as a list of
+    edges with local derivatives (parallel edges allowed, as in x * x), as the
+    sum over paths of products; one graph has 2**40 paths, so the answer must
+    reuse each node's gradient (accumulating with +=), not list paths.
 """
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -34,112 +40,90 @@ from backprop_course.exercises.registry import exercise
 
 NOTEBOOK = "01_chain_rule"
 
-FORWARD_HINT = (
-    "this is a one-sided (forward or backward) difference, whose error shrinks only "
-    "like h. Step both ways: (f(x + h) - f(x - h)) / (2 * h), error like h²")
-FACTOR2_HINT = (
-    "off by a factor of 2: the two points x - h and x + h are 2h apart, so divide "
-    "by 2 * h (and mind the brackets: `/ (2 * h)`, not `/ 2 * h`)")
-IGNORED_H_HINT = (
-    "your result does not change with h: use the argument `h` for the step, "
-    "not a fixed number")
-
-
 def _num(x: float) -> str:
     return f"{x:.4g}"
 
 
-# ================================================================ 01-central-difference
-def _random_function(rng: np.random.Generator, kind: str
-                     ) -> tuple[str, Callable[[float], float], Callable[[float], float]]:
-    """(description, f, exact f') of a random function of the given kind."""
-    if kind == "exp":
-        c, a = float(rng.uniform(0.5, 2.0)), float(rng.uniform(0.6, 1.5))
-        return (f"{_num(c)}·exp({_num(a)}·x)",
-                lambda x: c * math.exp(a * x), lambda x: c * a * math.exp(a * x))
-    if kind == "sin":
-        c, b = float(rng.uniform(0.5, 2.0)), float(rng.uniform(1.0, 3.0))
-        return (f"{_num(c)}·sin({_num(b)}·x)",
-                lambda x: c * math.sin(b * x), lambda x: c * b * math.cos(b * x))
-    if kind == "cubic":
-        c, d = float(rng.uniform(0.5, 2.0)), float(rng.uniform(-2.0, 2.0))
-        return (f"{_num(c)}·x³ + {_num(d)}·x",
-                lambda x: c * x**3 + d * x, lambda x: 3 * c * x**2 + d)
-    if kind == "tanh":
-        b = float(rng.uniform(0.5, 2.0))
-        return (f"tanh({_num(b)}·x)", lambda x: math.tanh(b * x),
-                lambda x: b * (1 - math.tanh(b * x) ** 2))
-    raise ValueError(kind)
+# ================================================================ 01-best-step
+def _best_step(f0: float, f3: float, eps: float) -> tuple[float, float]:
+    """argmin and min of E(h) = h²/6·|f3| + eps·|f0|/h."""
+    h = (3 * eps * abs(f0) / abs(f3)) ** (1 / 3)
+    return h, h * h * abs(f3) / 6 + eps * abs(f0) / h
 
 
-def _call_cd(answer: Any, f: Callable, x: float, what: str, **kw: Any) -> float:
-    try:
-        got = expect.call(answer, f, x, name=what, returns=float, **kw)
-    except CheckFailure as failure:
-        if failure.kind == "error" and "positional argument" in failure.message:
-            raise CheckFailure(failure.message, kind="error", hint=(
-                "the signature is central_difference(f, x, h=1e-5): "
-                "give h a default value")) from None
-        if failure.kind == "error" and "unexpected keyword argument" in failure.message:
-            raise CheckFailure(failure.message, kind="error", hint=(
-                "name the step parameter `h`: def central_difference(f, x, h=1e-5)")) \
-                from None
-        raise
-    return float(got)
+def _error_model(h: float, f0: float, f3: float, eps: float) -> float:
+    return h * h * abs(f3) / 6 + eps * abs(f0) / h
 
 
 @exercise(
-    "01-central-difference",
-    title="Central-difference derivative",
+    "01-best-step",
+    title="The best step for a central difference",
     notebook=NOTEBOOK,
-    answer="central_difference",
+    answer="best_step",
     hints=[
-        "A derivative is the slope between two nearby points. Which two points does "
-        "the central difference use, and how far apart are they?",
-        "Evaluate f one step to the right, f(x + h), and one step to the left, "
-        "f(x - h). Their difference is the rise; the run is the distance between "
-        "x - h and x + h.",
-        "return (f(x + h) - f(x - h)) / (2 * h)",
+        "E(h) = h²/6·|f'''| + ε|f|/h falls, then rises: at its minimum the derivative "
+        "dE/dh is zero. Differentiate each term with respect to h.",
+        "dE/dh = h·|f'''|/3 - ε|f|/h². Set it to zero and solve for h³.",
+        "h³ = 3ε|f|/|f'''|, so h = (3 * eps * abs(f0) / abs(f3)) ** (1/3); then "
+        "evaluate E at that h for the error.",
     ],
 )
-def _check_central_difference(answer: Any, rng: np.random.Generator) -> str:
-    # 1) The formula, with a large explicit step so the variants differ clearly.
-    for kind, h in [("exp", 0.01), ("cubic", 0.05)]:
-        desc, f, df = _random_function(rng, kind)
-        x = float(rng.uniform(-1.0, 1.0))
-        what = f"central_difference(f, x={_num(x)}, h={h:g}) for f(x) = {desc}"
-        got = _call_cd(answer, f, x, what, h=h)
-        want = (f(x + h) - f(x - h)) / (2 * h)
-        forward = (f(x + h) - f(x)) / h
-        backward = (f(x) - f(x - h)) / h
-        expect.close(got, want, what=what, rtol=1e-9, atol=1e-12, hint_if={
-            expect.equals(forward, FORWARD_HINT, name="forward"): None,
-            expect.equals(backward, FORWARD_HINT, name="backward"): None,
-            expect.equals(2 * want, FACTOR2_HINT, name="factor2"): None,
-            expect.equals(want * h * h, FACTOR2_HINT, name="bracket"): None,
-            expect.equals(df(x), IGNORED_H_HINT, name="ignored_h"): None,
-            "factor": ("off by a constant factor: the slope is the rise "
-                       "f(x + h) - f(x - h) divided by the run 2h"),
+def _check_best_step(answer: Any, rng: np.random.Generator) -> str:
+    cases = [(math.sin(1.0), -math.cos(1.0), float(np.finfo(np.float64).eps))]
+    for eps in (float(np.finfo(np.float64).eps), float(np.finfo(np.float32).eps)):
+        for _ in range(2):
+            f0 = float(rng.choice([-1, 1]) * rng.uniform(0.2, 5.0))
+            f3 = float(rng.choice([-1, 1]) * rng.uniform(0.1, 20.0))
+            cases.append((f0, f3, eps))
+    rng.shuffle(cases[1:])
+    for f0, f3, eps in cases:
+        what = f"best_step(f0={_num(f0)}, f3={_num(f3)}, eps={eps:.3g})"
+        got = expect.call(answer, f0, f3, eps, name=what, returns=(tuple, list), length=2)
+        h, err = got
+        for name, v in (("h", h), ("error", err)):
+            if isinstance(v, complex):
+                raise CheckFailure(
+                    f"{what}: {name} is the complex number {v:.3g}", kind="type",
+                    hint="a negative number under the cube root: the error model uses "
+                         "|f| and |f'''| (abs), so the step must be a positive number "
+                         "whatever the signs of f0 and f3")
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer,
+                                                          np.floating)):
+                raise CheckFailure(f"{what}: {name} should be a number, got "
+                                   f"{type(v).__name__}: {v!r:.60}", kind="type")
+        h, err = float(h), float(err)
+        want_h, want_err = _best_step(f0, f3, eps)
+        ratio = (3 * eps * abs(f0) / abs(f3))
+        expect.close(h, want_h, what=f"h from {what}", rtol=1e-6, atol=0.0, hint_if={
+            expect.equals(eps ** (1 / 3), name="eps_only", hint=(
+                "ε^(1/3) is the order of magnitude only; the minimum of E also depends "
+                "on |f| and |f'''|: solve dE/dh = 0")): None,
+            expect.equals((ratio / 3) ** (1 / 3), name="no_3", hint=(
+                "a factor 3 is missing: d/dh (h²/6) = h/3, so h³ = 3ε|f|/|f'''|")): None,
+            expect.equals((2 * ratio) ** (1 / 3), name="balance", hint=(
+                "this makes the two error terms equal (h³ = 6ε|f|/|f'''|); the minimum "
+                "of their sum is where their *slopes* cancel: solve dE/dh = 0")): None,
+            expect.equals(math.sqrt(ratio), name="sqrt", hint=(
+                "a square root: that is the forward difference's rule. Here the "
+                "truncation term is h², so h³ = 3ε|f|/|f'''|: a cube root")): None,
+            (lambda g, e: not math.isfinite(g) or g <= 0): (
+                "sign error? A step must be a positive number: the model uses |f| and "
+                "|f'''| (abs), so a negative f0 or f3 must not change the answer"),
         })
-    # 2) The default step, on random functions, against the exact derivative.
-    kinds = ["exp"] + [str(k) for k in rng.choice(["sin", "cubic", "tanh"], 3,
-                                                    replace=False)]
-    for kind in kinds:
-        desc, f, df = _random_function(rng, kind)
-        x = float(rng.uniform(-1.5, 1.5))
-        what = f"central_difference(f, x={_num(x)}) for f(x) = {desc}"
-        got = _call_cd(answer, f, x, what)
-        h = 1e-5
-        expect.close(got, df(x), what=what + " (the exact derivative)",
-                     rtol=1e-7, atol=1e-8, hint_if={
-                         expect.equals(2 * df(x), FACTOR2_HINT, name="factor2"): None,
-                         (lambda g, e, f=f, x=x: abs(g - (f(x + h) - f(x)) / h)
-                          < 1e-9 * (1 + abs(g))): FORWARD_HINT,
-                     },
-                     hint="the formula was right with an explicit h, so check the "
-                          "default step: h=1e-5 (a much smaller h loses digits to "
-                          "round-off, a much larger one to truncation)")
-    return "the formula at an explicit h, and the default h on exp, sin, x³, tanh"
+        if not err > 0 or _error_model(h, f0, f3, eps) * (1 + 1e-6) < err or \
+                abs(err - want_err) > 1e-6 * want_err:
+            hint = None
+            if abs(err - h * h * abs(f3) / 6) <= 1e-6 * abs(err):
+                hint = ("this is the truncation term alone; the error at h is the sum "
+                        "h²/6·|f'''| + ε|f|/h")
+            elif abs(err + want_err) <= 1e-6 * want_err:
+                hint = "sign error: both terms of E(h) are positive"
+            elif abs(err - eps * abs(f0) / h) <= 1e-6 * abs(err):
+                hint = ("this is the round-off term alone; the error at h is the sum "
+                        "h²/6·|f'''| + ε|f|/h")
+            raise CheckFailure(f"the error from {what} is {err:.6g}, expected "
+                               f"E(h) = {want_err:.6g}", hint=hint)
+    return "sin at 1 in float64, random |f| and |f'''| in float64 and float32"
 
 
 # ================================================================ 01-chain-rule
@@ -275,54 +259,176 @@ def _check_sigmoid_prime(answer: Any, rng: np.random.Generator) -> str:
 # ================================================================ 01-sigmoid-max
 @exercise(
     "01-sigmoid-max",
-    title="Where the sigmoid's derivative peaks",
+    title="Where a sigmoid neuron is steepest",
     notebook=NOTEBOOK,
-    answer="sigmoid_prime_max",
+    answer="steepest",
     hints=[
-        "Plot or tabulate σ'(z) = σ(z)(1 - σ(z)) for z from -5 to 5: where is it "
-        "largest?",
-        "With p = σ(z), σ'(z) = p(1 - p) = 1/4 - (p - 1/2)². Which p makes it "
-        "largest, and which z gives that p?",
-        "p = 1/2 at z = 0, so the answer is (0.0, 0.25).",
+        "Write s(z) = σ(u) with u = wz + b. By the chain rule ds/dz = σ'(u) · du/dz.",
+        "du/dz = w, and σ'(u) is largest at u = 0, where it is 1/4. Which z gives "
+        "u = wz + b = 0?",
+        "z = -b / w, and the slope there is w · σ'(0) = w / 4 (negative when w is).",
     ],
 )
 def _check_sigmoid_max(answer: Any, rng: np.random.Generator) -> str:
-    if answer is None:
-        raise CheckFailure("not attempted yet: set sigmoid_prime_max to a tuple "
-                           "(z_at_max, max_value)", kind="not_attempted")
-    if callable(answer):
-        raise CheckFailure(
-            "sigmoid_prime_max should be a tuple of two numbers, got a function",
-            hint="write the answer itself: sigmoid_prime_max = (z_at_max, max_value)",
-            kind="type")
-    if isinstance(answer, np.ndarray):
-        answer = answer.tolist()
-    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
-        raise CheckFailure(
-            f"sigmoid_prime_max should be a tuple (z_at_max, max_value), got "
-            f"{type(answer).__name__}: {answer!r}"[:200],
-            hint="two numbers: where σ' is largest, and its value there", kind="type")
-    z_at, peak = answer
-    for name, v in [("z_at_max", z_at), ("max_value", peak)]:
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise CheckFailure(f"{name} should be a number, got {type(v).__name__}: "
-                               f"{v!r}"[:200], kind="type")
-    z_at, peak = float(z_at), float(peak)
-    if abs(peak - 0.5) < 1e-3:
-        raise CheckFailure(
-            f"max_value is {peak:.4g}, which is σ(0), the sigmoid itself",
-            hint="the question is about the derivative σ'(z) = σ(z)(1 - σ(z))")
-    if abs(z_at - 0.25) < 1e-3 and abs(peak) < 1e-2:
-        raise CheckFailure("the two numbers are swapped: the tuple is "
-                           "(z_at_max, max_value)",
-                           hint="z first, then the value of σ' there")
-    if abs(z_at) > 1e-2:
-        raise CheckFailure(
-            f"z_at_max is {z_at:.4g}, but σ'({z_at:.4g}) = "
-            f"{float(_stable_sigmoid_prime(np.array(z_at))):.4g} is less than "
-            f"σ'(0) = 0.25", hint="σ' is symmetric around one point: which?")
-    if abs(peak - 0.25) > 1e-4:
-        raise CheckFailure(
-            f"max_value is {peak:.6g}, expected σ'(0) = σ(0)(1 - σ(0))",
-            hint="σ(0) = 1/2, so σ'(0) = 1/2 · (1 - 1/2)")
-    return "z_at_max = 0 and max_value = 0.25"
+    cases = []
+    for _ in range(5):
+        w = float(rng.choice([-1, 1]) * rng.uniform(0.3, 5.0))
+        b = float(rng.choice([-1, 1]) * rng.uniform(0.2, 3.0))
+        cases.append((w, b))
+    cases.append((-float(rng.uniform(0.5, 3.0)), float(rng.uniform(0.5, 2.0))))
+    cases.append((1.0, 0.0))                # the lesson's σ itself, last
+    for w, b in cases:
+        what = f"steepest(w={_num(w)}, b={_num(b)})"
+        got = expect.call(answer, w, b, name=what, returns=(tuple, list), length=2)
+        for name, v in zip(("z", "slope"), got):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer,
+                                                          np.floating)):
+                raise CheckFailure(f"{what}: {name} should be a number, got "
+                                   f"{type(v).__name__}: {v!r:.60}", kind="type")
+        z, slope = float(got[0]), float(got[1])
+        want_z, want_slope = -b / w, w / 4
+        z_hints: dict = {
+            expect.equals(b / w, name="sign", hint=(
+                "sign error: wz + b = 0 at z = -b/w")): None,
+            expect.equals(-b, name="no_w", hint=(
+                "wz + b = 0 gives z = -b / w: divide by w")): None,
+        }
+        if b:
+            z_hints[expect.equals(0.0, name="zero", hint=(
+                "σ' peaks where its argument u = wz + b is 0, and that is z = 0 only "
+                "when b = 0"))] = None
+            z_hints[expect.equals(-w / b, name="flipped", hint=(
+                "wz + b = 0 gives z = -b / w, not -w / b"))] = None
+        expect.close(z, want_z, what=f"z from {what}", rtol=1e-6, atol=1e-9,
+                     hint_if=z_hints)
+        if not abs(slope - want_slope) <= 1e-6 * abs(want_slope):
+            s_here = w * float(_stable_sigmoid_prime(np.array(w * z + b)))
+            hint = None
+            if abs(slope - 0.25) < 1e-6 and abs(w) != 1:
+                hint = ("0.25 is σ' at its peak; the chain rule multiplies it by the "
+                        "inner derivative du/dz = w")
+            elif abs(slope - abs(w) / 4) < 1e-6 * abs(w):
+                hint = ("sign error: the slope keeps its sign; with w < 0 the neuron "
+                        "falls as z grows, so ds/dz = w/4 is negative")
+            elif abs(slope + w / 4) < 1e-6 * abs(w):
+                hint = "sign error: ds/dz = w · σ'(wz + b), and σ' > 0"
+            elif abs(slope - 0.25 / w) < 1e-6:
+                hint = "the inner derivative multiplies: w · 1/4, not 1/4 divided by w"
+            raise CheckFailure(
+                f"the slope from {what} is {slope:.6g}, expected {want_slope:.6g} "
+                f"(the slope at your z = {z:.4g} is {s_here:.6g})", hint=hint)
+    return "σ(wz + b) for w of both signs, with and without a bias"
+
+
+# ================================================================ 01-path-sum
+def _sweep(edges: list, x: str, y: str) -> float:
+    """Reverse accumulation: dy/d(node) for each node, edges walked backwards."""
+    grad = {y: 1.0}
+    for src, dst, local in reversed(edges):
+        grad[src] = grad.get(src, 0.0) + local * grad.get(dst, 0.0)
+    return grad.get(x, 0.0)
+
+
+def _sweep_overwrite(edges: list, x: str, y: str) -> float:
+    grad = {y: 1.0}
+    for src, dst, local in reversed(edges):
+        grad[src] = local * grad.get(dst, 0.0)
+    return grad.get(x, 0.0)
+
+
+def _sweep_forwards(edges: list, x: str, y: str) -> float:
+    grad = {y: 1.0}
+    for src, dst, local in edges:
+        grad[src] = grad.get(src, 0.0) + local * grad.get(dst, 0.0)
+    return grad.get(x, 0.0)
+
+
+def _sweep_no_parallel(edges: list, x: str, y: str) -> float:
+    merged = {(s, d): w for s, d, w in edges}          # parallel edges collapse
+    return _sweep([(s, d, w) for (s, d), w in merged.items()], x, y)
+
+
+def _path_graphs(rng: np.random.Generator) -> list[tuple[str, list, str, str]]:
+    """(description, edges, x, y): fixed shapes, random DAGs, a deep diamond stack."""
+    xv = float(np.round(rng.uniform(0.5, 2.0), 3))
+    graphs = [
+        (f"y = x * x at x = {xv}: two edges from x to y, each worth x",
+         [("x", "y", xv), ("x", "y", xv)], "x", "y"),
+        ("a chain x -> u -> y", [("x", "u", 2.0), ("u", "y", -1.5)], "x", "y"),
+        ("two paths x -> u -> y and x -> v -> y",
+         [("x", "u", 0.5), ("x", "v", 3.0), ("u", "y", 2.0), ("v", "y", -1.0)], "x", "y"),
+        ("x feeds u and y directly, u feeds y",
+         [("x", "u", 1.5), ("u", "y", 2.0), ("x", "y", -0.5)], "x", "y"),
+    ]
+    for k in range(4):                                 # random DAGs with fan-out
+        n = int(rng.integers(4, 9))
+        names = ["x"] + [f"n{i}" for i in range(1, n - 1)] + ["y"]
+        edges = []
+        for j in range(1, n):
+            sources = rng.choice(j, size=int(rng.integers(1, min(j, 3) + 1)),
+                                 replace=False)
+            for i in sorted(int(i) for i in sources):
+                edges.append((names[i], names[j], float(np.round(rng.normal(), 3))))
+                if rng.random() < 0.15:                # a parallel edge, as in x * x
+                    edges.append((names[i], names[j], float(np.round(rng.normal(), 3))))
+        graphs.append((f"a random graph of {n} nodes and {len(edges)} edges", edges,
+                       "x", "y"))
+    depth = 40                                         # 2**40 paths: reuse or time out
+    edges, prev = [], "x"
+    for k in range(depth):
+        a, b = float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.3, 0.7))
+        edges += [(prev, f"a{k}", a), (prev, f"b{k}", b),
+                  (f"a{k}", f"m{k}", float(rng.uniform(0.8, 1.2))),
+                  (f"b{k}", f"m{k}", float(rng.uniform(0.8, 1.2)))]
+        prev = f"m{k}"
+    edges.append((prev, "y", 1.0))
+    graphs.append((f"{depth} diamonds in a row: 2**{depth} paths from x to y", edges,
+                   "x", "y"))
+    return graphs
+
+
+@exercise(
+    "01-path-sum",
+    title="Gradients along paths add: dy/dx on any graph",
+    notebook=NOTEBOOK,
+    answer="total_derivative",
+    hints=[
+        "Keep one number per node: g[node] = dy/d(node). Start with g[y] = 1. Every "
+        "path from a node to y leaves it along one of its outgoing edges.",
+        "So g[src] = Σ over edges (src -> dst) of local · g[dst]. Walk the edge list "
+        "backwards: by then g[dst] is complete, and each edge ADDS its share "
+        "(g[src] += ...), never overwrites it.",
+        "`g = {y: 1.0}`; `for src, dst, local in reversed(edges): "
+        "g[src] = g.get(src, 0.0) + local * g.get(dst, 0.0)`; `return g.get(x, 0.0)`.",
+    ],
+)
+def _check_path_sum(answer: Any, rng: np.random.Generator) -> str:
+    for desc, edges, x, y in _path_graphs(rng):
+        what = f"total_derivative(edges, 'x', 'y') for {desc}"
+        try:
+            got = expect.call(answer, list(edges), x, y, name=what, returns=float)
+        except CheckFailure as failure:
+            if failure.kind == "timeout" and "diamonds" in desc:
+                failure.hint = (
+                    "listing paths one by one cannot finish here: 2**40 paths. The "
+                    "paths share their tails, so keep one number per node, "
+                    "g[node] = dy/d(node), and fill it in walking the edges backwards "
+                    "(one multiply-add per edge), as section 7 of the lesson did")
+            raise
+        want = _sweep(edges, x, y)
+        hint_if = {}
+        for wrong, hint in (
+                (_sweep_overwrite(edges, x, y),
+                 "overwriting instead of accumulating: a node with several outgoing "
+                 "edges gets the SUM of their contributions: `+=`, not `=`"),
+                (_sweep_no_parallel(edges, x, y),
+                 "two edges can join the same pair of nodes (y = x * x has two edges "
+                 "from x to y): each is a path of its own, so do not key the edges by "
+                 "(source, target)"),
+                (_sweep_forwards(edges, x, y),
+                 "walk the edges from the output back: g[dst] must be complete before "
+                 "an edge passes it on, so go through reversed(edges)")):
+            if not math.isclose(wrong, want, rel_tol=1e-9, abs_tol=1e-12):
+                hint_if[expect.equals(wrong, hint, name=hint[:12])] = None
+        expect.close(got, want, what=what, rtol=1e-9, atol=1e-12, hint_if=hint_if)
+    return "x * x, chains, forks, random graphs with parallel edges, 2**40 paths"

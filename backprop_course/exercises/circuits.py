@@ -20,8 +20,9 @@ Five exercises, each on fresh random inputs:
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -48,7 +49,8 @@ def _call(fn: Callable, *args: Any, name: str) -> Any:
 
 
 def _close(got: float, want: float, rtol: float = 1e-9, atol: float = 1e-12) -> bool:
-    return abs(got - want) <= atol + rtol * abs(want)
+    """expect.near with the tight tolerances scalar gradients allow."""
+    return expect.near(got, want, rtol=rtol, atol=atol)
 
 
 def _fmt(x: float) -> str:
@@ -589,7 +591,53 @@ def _reachable_order(root: Value) -> list[Value]:
     ],
 )
 def _check_backward(answer: Any, rng: np.random.Generator) -> str:
+    """Judge the sweep only: if the learner's own ``topo_order`` (which their
+    ``backward`` calls) is unfinished or wrong, run their sweep with the
+    reference order instead, and say so in the verdict."""
     _check_callable(answer, "backward(root)")
+    with _reference_topo_if_needed(answer, rng) as note:
+        try:
+            summary = _check_sweep(answer, rng)
+        except CheckFailure as failure:
+            if note:
+                failure.message += "\n" + note
+            raise
+    return summary + (f"; {note}" if note else "")
+
+
+@contextlib.contextmanager
+def _reference_topo_if_needed(answer: Any, rng: np.random.Generator) -> Iterator[str]:
+    """Yield '' if ``answer`` does not use a ``topo_order`` of the learner's, or if
+    that ``topo_order`` passes its own exercise; else swap in the reference for
+    the duration of the block and yield a sentence that says so."""
+    names = getattr(getattr(answer, "__code__", None), "co_names", ())
+    space = getattr(answer, "__globals__", None)
+    learner_topo = space.get("topo_order") if isinstance(space, dict) else None
+    if "topo_order" not in names or not callable(learner_topo):
+        yield ""
+        return
+    try:
+        _check_topo(learner_topo, np.random.default_rng(rng.integers(2**32)))
+        yield ""
+        return
+    except CheckFailure as failure:
+        state = ("is not written yet" if failure.kind == "not_attempted"
+                 else "does not pass 02-topological-order yet")
+    note = (f"(your topo_order {state}, so this check ran your backward with the "
+            "reference topo_order: it judges the sweep only)")
+
+    def reference_topo(root: Value) -> list[Value]:
+        return _reachable_order(root)
+
+    space["topo_order"] = reference_topo
+    try:
+        yield note
+    finally:
+        if space.get("topo_order") is reference_topo:
+            space["topo_order"] = learner_topo
+
+
+def _check_sweep(answer: Any, rng: np.random.Generator) -> str:
     cases = _graph_cases(rng)
     with _Blocked(backward=_no_engine_backward):
         for case, recipe in cases:
