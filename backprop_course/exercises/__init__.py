@@ -4,11 +4,11 @@ In a notebook::
 
     from backprop_course.exercises import check, hint
 
-    def central_difference(f, x, h=1e-5):
+    def dfdx(x):
         ...
 
-    check("01-central-difference", central_difference)   # ✔ ... passed, or why not
-    hint("01-central-difference")                        # the next hint, one at a time
+    check("01-chain-rule", dfdx)   # ✔ ... passed, or why not
+    hint("01-chain-rule")          # the next hint, one at a time
 
 ``list_exercises()`` (also ``exercises.list()``) shows every exercise with its
 notebook. Instructors: see ``backprop-course --help`` (release, progress, grade).

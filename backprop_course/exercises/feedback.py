@@ -4,9 +4,9 @@ A check raises :class:`CheckFailure` ("what is wrong", plus an optional hint);
 ``check()`` turns it into :class:`ExerciseFailed`, which names the exercise and
 renders as a few lines, in IPython and in a plain Python traceback alike::
 
-    ✘ Exercise 01-central-difference (Central-difference derivative): ...
+    ✘ Exercise 01-chain-rule (The chain rule by hand: d/dx log(1 + exp(3x))): ...
       hint: ...
-      (hint("01-central-difference") for more help)
+      (hint("01-chain-rule") for more help)
 """
 from __future__ import annotations
 
