@@ -163,7 +163,7 @@ def make_exercise_notebook(solution, name: str, known_ids: Iterable[str] | None 
             if first.lower().startswith("# exercise") and not m:
                 raise ReleaseError(f"{where}: first line {first!r} should read "
                                    f"'# Exercise <id>: <title>' with an id like "
-                                   f"01-central-difference")
+                                   f"01-chain-rule")
             new_src, found, top_level = _strip_regions(src, where, exercise_id)
             if exercise_id is not None:
                 if known is not None and exercise_id not in known:

@@ -4,8 +4,8 @@ A lesson's checks live in ``backprop_course/exercises/<lesson>.py``::
 
     from backprop_course.exercises.registry import exercise
 
-    @exercise("01-central-difference", title="Central-difference derivative",
-              notebook="01_chain_rule", answer="central_difference",
+    @exercise("01-chain-rule", title="The chain rule by hand",
+              notebook="01_chain_rule", answer="dfdx",
               hints=["gentle", "more specific", "nearly the answer"])
     def _check(answer, rng):
         ...   # raise CheckFailure (or use expect.*) when the answer is wrong
@@ -101,7 +101,7 @@ def exercise(
     """
     if not ID_PATTERN.match(id):
         raise ValueError(
-            f"exercise id {id!r} must look like '01-central-difference': "
+            f"exercise id {id!r} must look like '01-chain-rule': "
             "two-digit lesson number, a dash, lowercase words joined by dashes")
     if not answer.isidentifier():
         raise ValueError(f"exercise {id}: answer={answer!r} is not a Python name")
