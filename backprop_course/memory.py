@@ -152,6 +152,12 @@ def measure_peak(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any
     counts if it was live at the peak. Garbage is collected first, so leftovers
     of earlier code do not move the baseline. Tracing slows Python code down:
     time ``fn`` separately.
+
+    tracemalloc only sees memory allocated while it traces. If ``fn`` replaces
+    arrays made before tracing began (a parameter's ``.grad``: ``g = g + dg``),
+    the new ones count and the freed old ones do not: for exact numbers call
+    ``tracemalloc.start()`` before making them (measure_peak then uses that
+    trace and leaves it running).
     """
     if not callable(fn):
         raise TypeError(f"measure_peak needs a function to run, got {type(fn).__name__}")
