@@ -177,6 +177,10 @@ def _bytes_variant(kind):
             return per * batch * sum(sizes[2:-1]) + out
         if kind == "megabytes":
             return (per * batch * hidden + out) / 1e6
+        if kind == "batch forgotten":
+            return per * hidden + 8 * sizes[-1]
+        if kind == "negative":
+            return -(per * batch * hidden + out)
         if kind == "relu for all":
             return 17 * batch * hidden + out
         raise AssertionError(kind)
@@ -236,6 +240,9 @@ WRONG = [
     ("07-activation-bytes", "megabytes", _bytes_variant("megabytes"), "whole number"),
     ("07-activation-bytes", "relu formula for every activation",
      _bytes_variant("relu for all"), "expected"),
+    ("07-activation-bytes", "batch forgotten", _bytes_variant("batch forgotten"),
+     "factor of the batch size"),
+    ("07-activation-bytes", "negative", _bytes_variant("negative"), "negative"),
     ("07-activation-bytes", "returns None", lambda s, b, a: None, "return"),
     ("07-activation-bytes", "not attempted", _raise, "not attempted"),
 ]

@@ -354,6 +354,18 @@ def _check_activation_bytes(activation_bytes, rng):
             if applies and value != expected and int(got) == value:
                 raise CheckFailure(f"{name} returned {int(got):,}, expected "
                                    f"{expected:,} bytes", hint=text, kind="wrong")
+        if int(got) < 0:
+            raise CheckFailure(f"{name} returned {int(got):,}: a number of bytes cannot "
+                               "be negative", hint="check the sign of every term: "
+                               "each array adds its bytes", kind="wrong")
+        if int(got) != expected and got and (expected / int(got) in (8, 1 / 8, batch)
+                                             or int(got) / expected in (8, batch)):
+            raise CheckFailure(
+                f"{name} returned {int(got):,}, expected {expected:,} bytes: off by a "
+                f"factor of {max(int(got), expected) / min(int(got), expected):g}",
+                hint="every term is bytes per number x batch x units: a factor of "
+                     "8 (bytes per float64) or of the batch size is missing or extra",
+                kind="wrong")
         if int(got) != expected:
             raise CheckFailure(
                 f"{name} returned {int(got):,}, expected {expected:,} bytes "
