@@ -241,7 +241,7 @@ WRONG = [
     ("07-activation-bytes", "relu formula for every activation",
      _bytes_variant("relu for all"), "expected"),
     ("07-activation-bytes", "batch forgotten", _bytes_variant("batch forgotten"),
-     "factor of the batch size"),
+     "or of the batch size"),
     ("07-activation-bytes", "negative", _bytes_variant("negative"), "negative"),
     ("07-activation-bytes", "returns None", lambda s, b, a: None, "return"),
     ("07-activation-bytes", "not attempted", _raise, "not attempted"),
