@@ -44,7 +44,8 @@ def _name(fn: Any) -> str:
 
 def _parameters_of(fn: Any) -> tuple[Tensor, ...]:
     """The parameters ``fn`` reads, when it says: a Module or a Module's method."""
-    owner = fn if hasattr(fn, "parameters") and callable(fn) else getattr(fn, "__self__", None)
+    is_module = hasattr(fn, "parameters") and callable(fn)
+    owner = fn if is_module else getattr(fn, "__self__", None)
     if owner is not None and hasattr(owner, "parameters"):
         return tuple(p for p in owner.parameters() if isinstance(p, Tensor))
     return ()
@@ -78,7 +79,8 @@ def checkpoint(fn: Callable[..., Tensor], *inputs: Any) -> Tensor:
     """
     if not callable(fn):
         raise TypeError(f"checkpoint: the first argument must be the function to run, "
-                        f"got {type(fn).__name__}: checkpoint(fn, x), not checkpoint(fn(x))")
+                        f"got {type(fn).__name__}: checkpoint(fn, x), "
+                        "not checkpoint(fn(x))")
     who = f"fn ({_name(fn)})"
     if not is_grad_enabled():                    # no graph wanted: nothing to save
         return _call(fn, inputs, who)
@@ -162,7 +164,7 @@ def checkpoint_sequential(model: Any, segments: int | None, x: Any) -> Tensor:
     """
     layers = getattr(model, "layers", None)
     if not isinstance(layers, list) or not hasattr(model, "__getitem__"):
-        raise TypeError(f"checkpoint_sequential needs an nn.Sequential (a chain of layers), "
+        raise TypeError("checkpoint_sequential needs an nn.Sequential (a chain of layers), "
                         f"got {type(model).__name__}; for any other function use "
                         "checkpoint(fn, x)")
     if not layers:

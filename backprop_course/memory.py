@@ -91,7 +91,8 @@ class GraphMemory:
         return self.activation_bytes + self.grad_bytes
 
     def __str__(self) -> str:
-        return (f"{self.nodes} nodes ({self.leaves} leaves): leaves {_mb(self.leaf_bytes)}, "
+        return (f"{self.nodes} nodes ({self.leaves} leaves): "
+                f"leaves {_mb(self.leaf_bytes)}, "
                 f"activations {_mb(self.activation_bytes)}, grads {_mb(self.grad_bytes)}, "
                 f"total {_mb(self.total)}")
 

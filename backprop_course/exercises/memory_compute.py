@@ -373,4 +373,5 @@ def _check_activation_bytes(activation_bytes, rng):
                 hint="count per hidden layer the Linear output, the activation's output "
                      "and what it saves for backward; then the last Linear's output",
                 kind="wrong")
-    return "relu, tanh and sigmoid MLPs of random sizes, batches of 1 to 69, vs graph_memory"
+    return ("relu, tanh and sigmoid MLPs of random sizes, batches of 1 to 69, "
+            "vs graph_memory")
