@@ -255,22 +255,31 @@ def _check_checkpointed_backward(checkpointed_backward, rng):
 
 
 # ---------------------------------------------------------------- 07-activation-bytes
-_PER_UNIT = {"relu": 17, "tanh": 16, "sigmoid": 16}
-
-
-def _formula(sizes, batch: int, activation: str, per_unit=None,
-             output: bool = True) -> int:
-    """Bytes per hidden unit (``per_unit``) x batch x hidden widths + the logits."""
-    per = (per_unit or _PER_UNIT)[activation]
-    return per * batch * sum(sizes[1:-1]) + (8 * batch * sizes[-1] if output else 0)
-
-
 def _engine_bytes(sizes, batch: int, activation: str, rng) -> int:
     from backprop_course import Tensor, nn
     from backprop_course.memory import graph_memory
     net = nn.MLP(list(sizes), activation=activation, rng=0)
     out = net(Tensor(rng.normal(size=(batch, sizes[0]))))
     return graph_memory(out).activation_bytes
+
+
+def _per_unit(rng) -> tuple[dict[str, int], int]:
+    """Bytes the engine's graph keeps per hidden unit and example for each
+    activation, and per output unit and example, measured on small networks
+    (the formula the learner derives; measured here so the check follows the
+    engine's ops if they change)."""
+    out = _engine_bytes([3, 2], 4, "relu", rng) // (4 * 2)
+    per = {act: (_engine_bytes([3, 5, 2], 4, act, rng)
+                 - _engine_bytes([3, 4, 2], 4, act, rng)) // 4
+           for act in ("relu", "tanh", "sigmoid")}
+    return per, out
+
+
+def _formula(sizes, batch: int, activation: str, per: dict[str, int], out: int,
+             output: bool = True) -> int:
+    """Bytes per hidden unit x batch x hidden widths + the output layer's."""
+    return per[activation] * batch * sum(sizes[1:-1]) + \
+        (out * batch * sizes[-1] if output else 0)
 
 
 @exercise(
@@ -300,6 +309,7 @@ def _check_activation_bytes(activation_bytes, rng):
         cases.append((sizes, int(rng.integers(2, 70)), activation))
     cases.append(([int(rng.integers(2, 9)), int(rng.integers(2, 6))], 5, "relu"))
     cases.append(([3, 7, 7, 2], 1, "relu"))
+    per, out = _per_unit(rng)
     for sizes, batch, activation in cases:
         name = f"activation_bytes({sizes}, {batch}, {activation!r})"
         got = expect.call(activation_bytes, list(sizes), batch, activation, name=name)
@@ -311,42 +321,46 @@ def _check_activation_bytes(activation_bytes, rng):
                                hint="return an int (bytes are counted, not measured)",
                                kind="type")
         expected = _engine_bytes(sizes, batch, activation, rng)
-        assert expected == _formula(sizes, batch, activation), \
-            "graph_memory disagrees with the formula"
+        if expected != _formula(sizes, batch, activation, per, out):
+            raise AssertionError("graph_memory is not linear in the widths: the check's "
+                                 "formula does not describe this engine")
+        p = per[activation]
+        hidden = batch * sum(sizes[1:-1])
+        logits = out * batch * sizes[-1]
         inputs = 8 * batch * sizes[0]
         weights = 8 * sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        relu = activation == "relu"
         wrong = [
-            (_formula(sizes, batch, activation, {"relu": 16, "tanh": 16, "sigmoid": 16}),
-             activation == "relu",
+            ((p - 1) * hidden + logits, relu,
              "the ReLU's mask is missing: relu saves x > 0 for its backward, a bool "
-             "array of 1 byte per number, besides its output (17 bytes per unit)"),
-            (_formula(sizes, batch, activation, {"relu": 24, "tanh": 24, "sigmoid": 24}),
-             True, "counted 8 bytes too many per hidden unit: relu's mask is bool (1 "
-                   "byte per number), and tanh and sigmoid save their own output, "
-                   "which is already counted"),
-            (_formula(sizes, batch, activation, {"relu": 8, "tanh": 8, "sigmoid": 8}),
-             True, "the activations' outputs are missing: each hidden layer keeps the "
-                   "Linear output and the activation's output"),
-            (_formula(sizes, batch, activation, {"relu": 9, "tanh": 8, "sigmoid": 8}),
-             activation == "relu",
-             "the activation's output is missing: relu makes a new array "
-             "(8 bytes per number) besides its mask"),
-            (_formula(sizes, batch, activation, output=False), True,
+             "array of 1 byte per number, besides its output"),
+            ((p + 7) * hidden + logits, relu,
+             "counted 8 bytes too many per hidden unit: relu's mask is bool (1 "
+             "byte per number), not float64"),
+            ((p + 8) * hidden + logits, not relu,
+             "counted 8 bytes too many per hidden unit: tanh and sigmoid save their "
+             "own output, which is already counted"),
+            ((p - 8) * hidden + logits, relu,
+             "the activation's output is missing: relu makes a new array (8 bytes per "
+             "number) besides its mask"),
+            ((p - 9 if relu else p - 8) * hidden + logits, True,
+             "the activations' outputs are missing: each hidden layer keeps what its "
+             "Linear makes and the activation's output"),
+            (p * hidden, True,
              "the last Linear's output (the logits, batch x sizes[-1] floats) is "
              "missing"),
-            (_PER_UNIT[activation] * batch * sum(sizes[1:]), True,
-             "the last Linear has no activation after it: its output is only its own "
-             "batch x sizes[-1] floats"),
-            (_formula(sizes, batch, activation) + inputs, True,
+            (p * batch * sum(sizes[1:]), True,
+             "the last Linear has no activation after it: count only what the Linear "
+             "itself makes for the logits"),
+            (p * hidden + logits + inputs, True,
              "the input batch is counted: it is a leaf (it exists without a graph), "
              "not an activation"),
-            (_formula(sizes, batch, activation) + weights, True,
+            (p * hidden + logits + weights, True,
              "the weights are counted: they are leaves (parameters), not activations"),
-            ({"relu": 9, "tanh": 8, "sigmoid": 8}[activation] * batch * sum(sizes[1:-1])
-             + 4 * batch * sizes[-1], True,
+            (((p - 1) // 2 + 1 if relu else p // 2) * hidden + logits // 2, True,
              "4 bytes per number is float32: these networks are float64, 8 bytes per "
              "number"),
-            (_formula(sizes[1:], batch, activation) if len(sizes) > 2 else -1, True,
+            (p * batch * sum(sizes[2:-1]) + logits if len(sizes) > 2 else -1, True,
              "the first hidden layer is missing: sizes[0] is the input width, the "
              "hidden widths are sizes[1:-1]"),
         ]
