@@ -119,8 +119,10 @@ def cmd_grade(args: argparse.Namespace) -> int:
         if not parent.is_dir():
             _err(f"cannot write {args.csv}: no folder {parent}")
             return 2
+    from backprop_course.classroom.sandbox import use_sandbox
     grade(args.submissions, args.csv, timeout=args.timeout, cell_timeout=args.cell_timeout,
-          check_modules=_split(args.checks), extra_paths=args.path or ())
+          check_modules=_split(args.checks), extra_paths=args.path or (),
+          sandbox=use_sandbox(args.no_sandbox, _err))
     if args.csv:
         _out(f"wrote {args.csv}")
     return 0
@@ -191,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "passed, message.")
     p.add_argument("submissions", nargs="+", metavar="SUBMISSION.ipynb")
     p.add_argument("--csv", metavar="OUT", help="write the grades here")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run submissions with your own rights, not in a bwrap sandbox")
     run_options(p, 300)
     p.set_defaults(func=cmd_grade)
 

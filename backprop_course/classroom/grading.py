@@ -453,14 +453,21 @@ def _read_results(out_path: str, nonce: str, ids: list[str] | None, grader_cell:
 # ------------------------------------------------------------ commands
 def grade(submissions: Sequence[Path | str], csv_path: Path | str | None = None, *,
           timeout: float = 300, cell_timeout: float = 60, check_modules: Sequence[str] = (),
-          extra_paths: Sequence[str] = (), out=None) -> list[SubmissionReport]:
-    """Grade every submission (each in its own kernel); write the CSV; print a summary."""
+          extra_paths: Sequence[str] = (), out=None, sandbox: bool = False
+          ) -> list[SubmissionReport]:
+    """Grade every submission (each in its own kernel); write the CSV; print a summary.
+
+    ``sandbox``: grade each submission inside its own bwrap sandbox (sandbox.py).
+    """
     out = out or sys.stdout
+    run = run_submission
+    if sandbox:
+        from backprop_course.classroom.sandbox import run_submission_sandboxed as run
     reports = []
     for sub in submissions:
         print(f"grading {sub} ...", file=out, flush=True)
-        reports.append(run_submission(sub, timeout=timeout, cell_timeout=cell_timeout,
-                                      check_modules=check_modules, extra_paths=extra_paths))
+        reports.append(run(sub, timeout=timeout, cell_timeout=cell_timeout,
+                           check_modules=check_modules, extra_paths=extra_paths))
     if csv_path is not None:
         write_csv(reports, csv_path)
     print(summary_table(reports), file=out)

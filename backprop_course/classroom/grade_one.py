@@ -1,0 +1,115 @@
+"""Grade one submission and write the report as JSON: what runs inside the sandbox.
+
+    python -m backprop_course.classroom.grade_one SUBMISSION.ipynb OUT.json
+        [--timeout S] [--cell-timeout S] [--checks MODULE] [--path DIR]
+        [--memory BYTES] [--processes N] [--file-size BYTES] [--uid UID]
+
+``sandbox.py`` starts it inside ``bwrap``. Before anything else it applies the
+limits to itself (they are inherited by the notebook's kernel and everything the
+kernel starts): when started as root (``--uid``) it first becomes that
+unprivileged uid, because the kernel exempts root from the process limit. Then
+it calls ``grading.run_submission`` and, once the kernel is gone, kills any
+process the submission left behind, so that nothing but this process writes the
+result: ``OUT.json`` (rows, notes, extras) and the executed notebook beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+def apply_limits(memory: int, processes: int, file_size: int, uid: int | None) -> None:
+    """Become ``uid`` (if given) and cap memory, processes and file size for good."""
+    if uid is not None:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)        # from root to a plain uid: every capability is dropped
+        if os.getuid() != uid or os.geteuid() != uid:
+            raise SystemExit(f"grade_one: could not become uid {uid}")
+    for limit, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_NPROC, processes),
+                         (resource.RLIMIT_FSIZE, file_size)):
+        resource.setrlimit(limit, (value, value))
+
+
+def _kill_leftovers() -> None:
+    """SIGKILL every other process of this sandbox (the submission's daemons, if any).
+
+    Only inside bwrap's pid namespace (its pid 1 is bwrap): kill(-1) anywhere else
+    would reach every process this user owns.
+    """
+    try:
+        with open("/proc/1/comm", encoding="utf-8") as f:
+            if f.read().strip() != "bwrap":
+                return
+    except OSError:
+        return
+    try:
+        os.kill(-1, signal.SIGKILL)     # all we may signal but ourselves (and pid 1)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m backprop_course.classroom.grade_one")
+    p.add_argument("submission")
+    p.add_argument("out")
+    p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--cell-timeout", type=float, default=60)
+    p.add_argument("--grade-timeout", type=float, default=None)
+    p.add_argument("--checks", action="append", default=[])
+    p.add_argument("--path", action="append", default=[])
+    p.add_argument("--extra", default=None, help="JSON, as grading.run_submission's extra")
+    p.add_argument("--memory", type=int, default=2 * 1024 ** 3)
+    p.add_argument("--processes", type=int, default=64)
+    p.add_argument("--file-size", type=int, default=512 * 1024 ** 2)
+    p.add_argument("--uid", type=int, default=None)
+    p.add_argument("--kill-leftovers", action="store_true",
+                   help="in the sandbox: kill every other process before writing OUT")
+    args = p.parse_args(argv)
+
+    apply_limits(args.memory, args.processes, args.file_size, args.uid)
+    for name in ("HOME", "MPLCONFIGDIR", "IPYTHONDIR", "JUPYTER_RUNTIME_DIR"):
+        if os.environ.get(name):
+            os.makedirs(os.environ[name], exist_ok=True)
+
+    # jsonschema (under nbformat) imports the optional rfc3987_syntax, which builds a
+    # grammar for seconds at import; the notebook schema has no IRI field, so every
+    # sandbox (a fresh process) would pay that for nothing.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    from backprop_course.classroom import grading, sandbox
+
+    limits = sandbox.Limits(args.memory, args.processes, args.file_size)
+    report = grading.run_submission(
+        args.submission, timeout=args.timeout, cell_timeout=args.cell_timeout,
+        grade_timeout=args.grade_timeout, check_modules=args.checks,
+        extra_paths=args.path, extra=json.loads(args.extra) if args.extra else None)
+    if args.kill_leftovers:
+        _kill_leftovers()
+    notes = report.error.split("; ") if report.error else []
+    refused = sandbox.refusals(report.notebook, notes, limits,
+                               work=str(Path(args.submission).resolve().parent))
+    if refused:
+        tag = " [sandbox: " + "; ".join(refused) + "]"
+        for r in report.results:
+            if not r.passed:
+                r.message += tag
+    payload = {"results": [r.__dict__ for r in report.results], "error": report.error,
+               "seconds": report.seconds, "extras": report.extras, "refusals": refused}
+    out = Path(args.out)
+    if report.notebook is not None:
+        import nbformat
+        nbformat.write(report.notebook, str(out.with_name("executed.ipynb")))
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(json.dumps(payload, default=str), encoding="utf-8")
+    os.replace(tmp, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
