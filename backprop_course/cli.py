@@ -1,5 +1,6 @@
 """The ``backprop-course`` command: release exercises, track progress, grade.
 
+    backprop-course start [DIR]                  copy the course into DIR (learners)
     backprop-course list                         every exercise and its notebook
     backprop-course release [--check] [--force]  make exercises/ from solutions/
     backprop-course progress [DIR]               run your exercise notebooks, scorecard
@@ -47,6 +48,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     for ex in exercises:
         _out(f"{ex.id.ljust(width)}  {(ex.notebook + '.ipynb').ljust(nb_width)}  "
              f"{ex.title}  (defines `{ex.answer}`)")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from backprop_course.classroom.course_files import StartError, next_steps, start
+    try:
+        report = start(args.dir)
+    except StartError as exc:
+        _err(str(exc))
+        return 2
+    _out(next_steps(report))
     return 0
 
 
@@ -156,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="backprop-course",
         description="Exercises for the backprop course: release, progress, grading.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("start", help="copy the course's notebooks into a folder of yours",
+                       description="Copy the lessons (notebooks/) and your exercise "
+                       "notebooks (exercises/) into DIR. Run it again after an upgrade: it "
+                       "adds what is new and never overwrites a notebook you edited.")
+    p.add_argument("dir", nargs="?", default="backprop-course",
+                   help="folder for the course (default: ./backprop-course)")
+    p.set_defaults(func=cmd_start)
 
     p = sub.add_parser("list", help="list every exercise with its notebook")
     p.set_defaults(func=cmd_list)
