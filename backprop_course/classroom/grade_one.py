@@ -37,6 +37,33 @@ def apply_limits(memory: int, processes: int, file_size: int, uid: int | None) -
         resource.setrlimit(limit, (value, value))
 
 
+#: processes (and threads) kept for the grader itself: the notebook's kernel and what it
+#: starts may use the rest, so a fork bomb cannot leave the grader unable to finish
+GRADER_RESERVE = 16
+
+_KERNEL_LIMITS = """\
+# written by backprop_course.classroom.grade_one: the kernel's own, lower process limit
+import resource
+resource.setrlimit(resource.RLIMIT_NPROC, ({n}, {n}))
+"""
+
+
+def limit_kernel_processes(processes: int, folder: str) -> None:
+    """Make the notebook's kernel start with a lower, final process limit.
+
+    The kernel inherits this process's environment; a ``sitecustomize`` module on its
+    PYTHONPATH runs before any of its code and lowers its hard ``RLIMIT_NPROC`` to
+    ``processes - GRADER_RESERVE`` (a hard limit cannot be raised again), so the
+    grader always has threads left to collect the results.
+    """
+    os.makedirs(folder, exist_ok=True)
+    n = max(8, processes - GRADER_RESERVE)
+    with open(os.path.join(folder, "sitecustomize.py"), "w", encoding="utf-8") as f:
+        f.write(_KERNEL_LIMITS.format(n=n))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [folder, os.environ.get("PYTHONPATH")]))
+
+
 def _kill_leftovers() -> None:
     """SIGKILL every other process of this sandbox (the submission's daemons, if any).
 
@@ -83,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # sandbox (a fresh process) would pay that for nothing.
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     from backprop_course.classroom import grading, sandbox
+
+    if args.kill_leftovers:     # in the sandbox (below /tmp, which is its own)
+        limit_kernel_processes(args.processes, "/tmp/bpc-kernel-site")
 
     limits = sandbox.Limits(args.memory, args.processes, args.file_size)
     report = grading.run_submission(

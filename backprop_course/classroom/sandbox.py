@@ -238,7 +238,7 @@ def refusals(notebook: Any, notes: Sequence[str], limits: Limits, work: str = WO
                 add("blocked: writing outside its own folder")
             elif ename == "FileNotFoundError":
                 path = re.search(r"'(/[^']*)'", evalue)
-                if path and not path.group(1).startswith((work, "/tmp")):
+                if path and not path.group(1).startswith(work + "/"):
                     add(f"blocked: {path.group(1)} is outside the sandbox")
             elif "File too large" in evalue:
                 add(f"file size limit {_gb(limits.file_size)} reached")
