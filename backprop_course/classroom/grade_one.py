@@ -24,6 +24,12 @@ from pathlib import Path
 from typing import Sequence
 
 
+#: optional modules jsonschema imports only to check string formats ("email", "iri"...)
+_FORMAT_CHECKERS = ("rfc3987_syntax", "rfc3987", "rfc3986_validator", "rfc3339_validator",
+                    "fqdn", "idna", "webcolors", "jsonpointer", "uri_template",
+                    "isoduration")
+
+
 def apply_limits(memory: int, processes: int, file_size: int, uid: int | None) -> None:
     """Become ``uid`` (if given) and cap memory, processes and file size for good."""
     if uid is not None:
@@ -105,10 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get(name):
             os.makedirs(os.environ[name], exist_ok=True)
 
-    # jsonschema (under nbformat) imports the optional rfc3987_syntax, which builds a
-    # grammar for seconds at import; the notebook schema has no IRI field, so every
-    # sandbox (a fresh process) would pay that for nothing.
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    # jsonschema (under nbformat) imports every optional string-format checker it finds
+    # (rfc3987_syntax alone builds a grammar for seconds). nbformat validates with no
+    # format checker, so each sandbox, a fresh process, would pay that for nothing.
+    for name in _FORMAT_CHECKERS:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     from backprop_course.classroom import grading, sandbox
 
     if args.kill_leftovers:     # in the sandbox (below /tmp, which is its own)
@@ -132,9 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload = {"results": [r.__dict__ for r in report.results], "error": report.error,
                "seconds": report.seconds, "extras": report.extras, "refusals": refused}
     out = Path(args.out)
-    if report.notebook is not None:
-        import nbformat
-        nbformat.write(report.notebook, str(out.with_name("executed.ipynb")))
+    if report.notebook is not None:    # as JSON: nbformat.write would validate it again
+        out.with_name("executed.ipynb").write_text(json.dumps(report.notebook),
+                                                   encoding="utf-8")
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(json.dumps(payload, default=str), encoding="utf-8")
     os.replace(tmp, out)

@@ -270,8 +270,11 @@ def run_submission_sandboxed(path: Path | str, *, timeout: float = 300,
         out.mkdir()
         try:
             shutil.copyfile(path, work / path.name)
-        except OSError:
-            return grading.run_submission(path, timeout=timeout)  # reports the I/O error
+        except OSError as exc:
+            report = grading.SubmissionReport(path)
+            report.error = f"cannot read {path.name}: {type(exc).__name__}: {exc}"
+            report.results = grading._rows_for_error(_ids(path), report.error)
+            return report
         mpl = root / "matplotlib"
         mpl.mkdir()
         for f in _matplotlib_font_lists():
@@ -397,8 +400,9 @@ def _report(path: Path, result: Path, executed: Path, limits: Limits) -> Any:
         return report
     try:
         import nbformat
-        report.notebook = nbformat.read(str(executed), as_version=4)
-    except Exception:
+        text = executed.read_text(encoding="utf-8")
+        report.notebook = nbformat.from_dict(json.loads(text))
+    except (OSError, ValueError, TypeError, AttributeError):
         report.notebook = None
     return report
 

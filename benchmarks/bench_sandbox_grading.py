@@ -1,0 +1,85 @@
+"""What does the sandbox cost? `grade` on N copies of a lesson's solution notebook,
+with and without the bwrap sandbox, interleaved in one run.
+
+Each copy is graded once each way, alternating which way goes first, so load from
+other processes falls on both alike. Prints the wall-clock totals, the medians per
+submission, and the ratio sandboxed / unsandboxed (the goal: <= 1.5), the same for CPU
+time (this process and every process it waited for: the kernels, bwrap and all inside
+it), which other load on the machine does not inflate, and checks that both ways give
+every copy the same rows.
+
+Run:  python benchmarks/bench_sandbox_grading.py [--lesson 01_chain_rule] [--copies 50]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from backprop_course.classroom import grading, sandbox
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--lesson", default="01_chain_rule")
+    p.add_argument("--copies", type=int, default=50)
+    args = p.parse_args()
+    reason = sandbox.unavailable_reason()
+    if reason:
+        raise SystemExit(f"no sandbox here: {reason}")
+    source = REPO / "solutions" / f"{args.lesson}.ipynb"
+    tmp = Path(tempfile.mkdtemp(prefix="bpc-bench-sandbox-"))
+    subs = []
+    for i in range(args.copies):
+        path = tmp / f"student{i:03d}_{args.lesson}.ipynb"
+        shutil.copyfile(source, path)
+        subs.append(path)
+    plain: list[float] = []
+    boxed: list[float] = []
+    cpu = {False: 0.0, True: 0.0}
+    same = 0
+    start = time.monotonic()
+    for i, path in enumerate(subs):
+        order = [False, True] if i % 2 == 0 else [True, False]
+        rows = {}
+        for use in order:
+            t0, c0 = time.monotonic(), _cpu()
+            run = sandbox.run_submission_sandboxed if use else grading.run_submission
+            rep = run(path, timeout=300, cell_timeout=60)
+            (boxed if use else plain).append(time.monotonic() - t0)
+            cpu[use] += _cpu() - c0
+            rows[use] = [(r.exercise, r.passed, r.message) for r in rep.results]
+        same += rows[True] == rows[False] and all(ok for _, ok, _ in rows[True])
+        print(f"{i + 1:>3}/{len(subs)}  plain {plain[-1]:5.2f} s  "
+              f"sandbox {boxed[-1]:5.2f} s",
+              flush=True)
+    wall = time.monotonic() - start
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\n{args.copies} copies of solutions/{args.lesson}.ipynb, "
+          f"{platform.machine()}, {os.cpu_count()} CPUs, load average "
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} at the end; {wall:.0f} s")
+    for label, times in (("without sandbox", plain), ("with sandbox:  ", boxed)):
+        print(f"  {label}: total {sum(times):7.1f} s, "
+              f"median {statistics.median(times):.2f} s per submission")
+    print(f"  ratio sandbox / plain: total {sum(boxed) / sum(plain):.2f}x, "
+          f"median {statistics.median(boxed) / statistics.median(plain):.2f}x "
+          "(goal <= 1.5x)")
+    print(f"  CPU time: without {cpu[False]:.1f} s, with {cpu[True]:.1f} s, "
+          f"ratio {cpu[True] / cpu[False]:.2f}x")
+    print(f"  identical, fully passing rows both ways: {same}/{args.copies}")
+
+
+if __name__ == "__main__":
+    main()
