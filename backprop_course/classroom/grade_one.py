@@ -1,7 +1,7 @@
 """Grade one submission and write the report as JSON: what runs inside the sandbox.
 
-    python -m backprop_course.classroom.grade_one SUBMISSION.ipynb OUT.json
-        [--timeout S] [--cell-timeout S] [--checks MODULE] [--path DIR]
+    python -m backprop_course.classroom.grade_one SUBMISSION.ipynb --out OUT.json
+        [--wait] [--timeout S] [--cell-timeout S] [--checks MODULE] [--path DIR]
         [--memory BYTES] [--processes N] [--file-size BYTES] [--uid UID]
 
 ``sandbox.py`` starts it inside ``bwrap``. Before anything else it applies the
@@ -90,8 +90,11 @@ def _kill_leftovers() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m backprop_course.classroom.grade_one")
-    p.add_argument("submission")
-    p.add_argument("out")
+    p.add_argument("submission", nargs="?",
+                   help="the notebook (with --wait: read from stdin instead)")
+    p.add_argument("--out", required=True, help="where the JSON report goes")
+    p.add_argument("--wait", action="store_true",
+                   help="start up first, then read the submission's path from stdin")
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--cell-timeout", type=float, default=60)
     p.add_argument("--grade-timeout", type=float, default=None)
@@ -122,6 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         limit_kernel_processes(args.processes, "/tmp/bpc-kernel-site")
 
     limits = sandbox.Limits(args.memory, args.processes, args.file_size)
+    if args.wait:      # warm up while the previous submission is graded, then wait
+        import nbclient  # noqa: F401
+        grading.load_checks(args.checks, args.path)
+        args.submission = sys.stdin.readline().strip()
+        if not args.submission:
+            return 0          # not needed after all
+    if not args.submission:
+        p.error("give SUBMISSION, or --wait and its path on stdin")
     report = grading.run_submission(
         args.submission, timeout=args.timeout, cell_timeout=args.cell_timeout,
         grade_timeout=args.grade_timeout, check_modules=args.checks,

@@ -29,6 +29,7 @@ Rows of exercises that failed because the sandbox refused something say so
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import itertools
 import json
@@ -39,6 +40,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,84 +251,181 @@ def refusals(notebook: Any, notes: Sequence[str], limits: Limits, work: str = WO
 
 
 # ------------------------------------------------------------------ grading
-def run_submission_sandboxed(path: Path | str, *, timeout: float = 300,
-                             cell_timeout: float = 60, grade_timeout: float | None = None,
-                             check_modules: Sequence[str] = (),
-                             extra_paths: Sequence[str] = (), extra: dict | None = None,
-                             limits: Limits = Limits()) -> Any:
-    """``grading.run_submission`` for one submission, run inside a bwrap sandbox.
+class _Sandbox:
+    """One sandbox for one submission: started (and warmed up) before it gets one.
 
-    Never raises; a submission the sandbox had to stop gets rows saying why.
+    ``start`` launches bwrap with ``grade_one --wait``, which applies the limits,
+    imports the grader and the checks, then waits on stdin for the submission's
+    name; ``grade`` copies the submission into the empty working folder, hands it
+    over and waits for the result. ``run_submission_sandboxed`` keeps one started
+    sandbox in reserve, so the next submission's start-up overlaps this one's
+    grading. A sandbox never grades a second submission.
     """
-    from backprop_course.classroom import grading
 
-    path = Path(path)
-    start = time.monotonic()
-    root = Path(tempfile.mkdtemp(prefix="bpc-sandbox-"))
-    work, out = root / "work", root / "out"
-    uid = _sandbox_uid() if os.geteuid() == 0 else None
-    try:
-        work.mkdir()
-        out.mkdir()
-        try:
-            shutil.copyfile(path, work / path.name)
-        except OSError as exc:
-            report = grading.SubmissionReport(path)
-            report.error = f"cannot read {path.name}: {type(exc).__name__}: {exc}"
-            report.results = grading._rows_for_error(_ids(path), report.error)
-            return report
-        mpl = root / "matplotlib"
+    def __init__(self, settings: tuple) -> None:
+        self.settings = settings
+        self.root = Path(tempfile.mkdtemp(prefix="bpc-sandbox-"))
+        self.work, self.out = self.root / "work", self.root / "out"
+        self.uid = _sandbox_uid() if os.geteuid() == 0 else None
+        self.proc: subprocess.Popen | None = None
+        self.err = tempfile.TemporaryFile()
+
+    def start(self) -> _Sandbox:
+        timeout, cell_timeout, grade_timeout, checks, paths, extra, limits = self.settings
+        self.work.mkdir()
+        self.out.mkdir()
+        mpl = self.root / "matplotlib"
         mpl.mkdir()
         for f in _matplotlib_font_lists():
             shutil.copyfile(f, mpl / f.name)
-        if uid is not None:
-            for d in (work, out, mpl, *mpl.iterdir()):
-                os.chown(d, uid, uid)
-        read_only = [os.path.realpath(p) for p in extra_paths]
-        for name in check_modules:   # a check module from outside the venv: bind its folder
-            spec_dir = _module_dir(name, extra_paths)
+        if self.uid is not None:
+            for d in (self.work, self.out, mpl, *mpl.iterdir()):
+                os.chown(d, self.uid, self.uid)
+        read_only = [os.path.realpath(p) for p in paths]
+        for name in checks:   # a check module from outside the venv: bind its folder
+            spec_dir = _module_dir(name, paths)
             if spec_dir:
                 read_only.append(spec_dir)
-        argv = [sys.executable, "-m", "backprop_course.classroom.grade_one",
-                f"{WORK}/{path.name}", f"{OUT}/result.json",
+        argv = [sys.executable, "-m", "backprop_course.classroom.grade_one", "--wait",
+                "--out", f"{OUT}/result.json",
                 "--timeout", str(timeout), "--cell-timeout", str(cell_timeout),
                 "--memory", str(limits.memory), "--processes", str(limits.processes),
                 "--file-size", str(limits.file_size), "--kill-leftovers"]
         if grade_timeout:
             argv += ["--grade-timeout", str(grade_timeout)]
-        for name in check_modules:
+        for name in checks:
             argv += ["--checks", name]
         for p in read_only:
             argv += ["--path", p]
         if extra:
-            argv += ["--extra", json.dumps(extra)]
-        if uid is not None:
-            argv += ["--uid", str(uid)]
-        if extra and extra.get("mutants"):
-            read_only.append(os.path.dirname(os.path.realpath(extra["mutants"])))
-        cmd = build_command(work, out, argv, uid=uid, read_only=read_only,
+            argv += ["--extra", extra]
+            mutants = json.loads(extra).get("mutants")
+            if mutants:
+                read_only.append(os.path.dirname(os.path.realpath(mutants)))
+        if self.uid is not None:
+            argv += ["--uid", str(self.uid)]
+        cmd = build_command(self.work, self.out, argv, uid=self.uid, read_only=read_only,
                             python_path=read_only, matplotlib_cache=mpl)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=self.err, start_new_session=True)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def grade(self, path: Path, budget: float) -> tuple[bool, str]:
+        """Hand ``path`` over; wait up to ``budget`` s. (stopped at the limit?, stderr)."""
+        assert self.proc is not None and self.proc.stdin is not None
+        shutil.copyfile(path, self.work / path.name)
+        if self.uid is not None:
+            os.chown(self.work / path.name, self.uid, self.uid)
+        try:
+            self.proc.stdin.write(f"{WORK}/{path.name}\n".encode())
+            self.proc.stdin.close()
+        except OSError:
+            pass                    # it died while waiting: reported as "no result"
+        return _wait(self.proc, budget, self.err)
+
+    def close(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            _kill(self.proc)
+        self.err.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_spares: list[_Sandbox] = []
+_spares_lock = threading.Lock()
+
+
+def _take_spare(settings: tuple) -> _Sandbox | None:
+    with _spares_lock:
+        for sb in list(_spares):
+            if sb.settings == settings and sb.alive():
+                _spares.remove(sb)
+                return sb
+    return None
+
+
+def _keep_spare(settings: tuple) -> None:
+    """Start the next submission's sandbox now (at most one waiting per setting)."""
+    with _spares_lock:
+        if any(sb.settings == settings for sb in _spares):
+            return
+        stale = [sb for sb in _spares if sb.settings != settings]
+        for sb in stale:
+            _spares.remove(sb)
+    for sb in stale:
+        sb.close()
+    try:
+        spare = _Sandbox(settings).start()
+    except OSError:
+        return
+    with _spares_lock:
+        _spares.append(spare)
+
+
+@atexit.register
+def close_spares() -> None:
+    """Stop the sandboxes started in advance and not used."""
+    with _spares_lock:
+        spares = list(_spares)
+        _spares.clear()
+    for sb in spares:
+        sb.close()
+
+
+def run_submission_sandboxed(path: Path | str, *, timeout: float = 300,
+                             cell_timeout: float = 60, grade_timeout: float | None = None,
+                             check_modules: Sequence[str] = (),
+                             extra_paths: Sequence[str] = (), extra: dict | None = None,
+                             limits: Limits = Limits(), prestart: bool = True) -> Any:
+    """``grading.run_submission`` for one submission, run inside a bwrap sandbox.
+
+    Never raises; a submission the sandbox had to stop gets rows saying why.
+    ``prestart``: also start the next submission's sandbox now (the grader's
+    start-up then overlaps this grading; an unused one is stopped at exit).
+    """
+    from backprop_course.classroom import grading
+
+    path = Path(path)
+    start = time.monotonic()
+    if not path.is_file():
+        report = grading.SubmissionReport(path)
+        report.error = f"cannot read {path.name}: no such file"
+        report.results = grading._rows_for_error(_ids(path), report.error)
+        return report
+    settings = (timeout, cell_timeout, grade_timeout, tuple(check_modules),
+                tuple(str(p) for p in extra_paths),
+                json.dumps(extra, sort_keys=True) if extra else None, limits)
+    sb = _take_spare(settings) or _Sandbox(settings).start()
+    if prestart:
+        _keep_spare(settings)
+    try:
         ids = _ids(path)
         n_ex = len(ids) if ids else 10
         budget = timeout + (grade_timeout or 60 + 30 * n_ex) + STARTUP_MARGIN
-        stopped, stderr = _run(cmd, budget)
-        report = _report(path, out / "result.json", out / "executed.ipynb", limits)
+        try:
+            stopped, stderr = sb.grade(path, budget)
+        except OSError as exc:
+            stopped, stderr = False, f"cannot read {path.name}: {exc}"
+        report = _report(path, sb.out / "result.json", sb.out / "executed.ipynb", limits)
         if stopped:
             report.error = (f"time limit: grading stopped after {budget:g} s "
                             f"(the notebook's limit is {timeout:g} s)")
             report.results = [grading.ExerciseResult(r.exercise, r.passed, r.message
                                                      + f" [{report.error}]", r.status)
                               for r in report.results] if report.results else \
-                grading._rows_for_error(_ids(path), report.error)
+                grading._rows_for_error(ids, report.error)
         elif not report.results:
             why = "the sandboxed grader gave no result"
             tail = stderr.strip().splitlines()[-1:] if stderr else []
             report.error = why + (f" ({tail[0][:200]})" if tail else "")
-            report.results = grading._rows_for_error(_ids(path), report.error)
+            report.results = grading._rows_for_error(ids, report.error)
         report.seconds = time.monotonic() - start
         return report
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        sb.close()
 
 
 def _matplotlib_font_lists() -> list[Path]:
@@ -366,23 +465,33 @@ def _ids(path: Path) -> list[str] | None:
     return grading._exercises_for(None, path)
 
 
+def _kill(proc: subprocess.Popen) -> None:
+    """SIGKILL bwrap's process group; --die-with-parent takes the sandbox down with it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _wait(proc: subprocess.Popen, budget: float, err: Any) -> tuple[bool, str]:
+    """Wait for bwrap; kill it at ``budget`` s. (stopped at the limit?, its stderr)."""
+    try:
+        proc.wait(timeout=budget)
+        stopped = False
+    except subprocess.TimeoutExpired:
+        stopped = True
+        _kill(proc)
+    err.seek(0)
+    return stopped, err.read().decode("utf-8", "replace")[-4000:]
+
+
 def _run(cmd: list[str], budget: float) -> tuple[bool, str]:
-    """Run bwrap; kill its whole process group at ``budget`` s. (stopped?, stderr)."""
+    """Run a bwrap command; kill it at ``budget`` s. (stopped at the limit?, stderr)."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=err, start_new_session=True)
-        try:
-            proc.wait(timeout=budget)
-            stopped = False
-        except subprocess.TimeoutExpired:
-            stopped = True
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-        err.seek(0)
-        return stopped, err.read().decode("utf-8", "replace")[-4000:]
+        return _wait(proc, budget, err)
 
 
 def _report(path: Path, result: Path, executed: Path, limits: Limits) -> Any:
