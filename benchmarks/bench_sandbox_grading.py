@@ -1,14 +1,15 @@
 """What does the sandbox cost? `grade` on N copies of a lesson's solution notebook,
 with and without the bwrap sandbox, interleaved in one run.
 
-Each copy is graded once each way, alternating which way goes first, so load from
-other processes falls on both alike. Prints the wall-clock totals, the medians per
-submission, and the ratio sandboxed / unsandboxed (the goal: <= 1.5), the same for CPU
-time (this process and every process it waited for: the kernels, bwrap and all inside
-it), which other load on the machine does not inflate, and checks that both ways give
-every copy the same rows.
+Each copy is graded once each way, in blocks of --block submissions, alternating which
+way goes first (ABBA), so load from other processes falls on both alike. Prints the
+wall-clock totals, the medians per submission, and the ratio sandboxed / unsandboxed
+(the goal: <= 1.5); the same for CPU time (this process and every process it waited
+for: the kernels, bwrap and all inside it), which other load on the machine inflates
+less; and checks that both ways give every copy the same, fully passing rows.
 
 Run:  python benchmarks/bench_sandbox_grading.py [--lesson 01_chain_rule] [--copies 50]
+                                                 [--block 10]
 """
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--lesson", default="01_chain_rule")
     p.add_argument("--copies", type=int, default=50)
+    p.add_argument("--block", type=int, default=10,
+                   help="submissions graded one way before switching (default 10); "
+                   "within a block the sandboxed grader starts the next sandbox early, "
+                   "as `grade` does")
     args = p.parse_args()
     reason = sandbox.unavailable_reason()
     if reason:
@@ -49,22 +54,23 @@ def main() -> None:
     plain: list[float] = []
     boxed: list[float] = []
     cpu = {False: 0.0, True: 0.0}
-    same = 0
     start = time.monotonic()
-    for i, path in enumerate(subs):
-        order = [False, True] if i % 2 == 0 else [True, False]
-        rows = {}
-        for use in order:
-            t0, c0 = time.monotonic(), _cpu()
-            run = sandbox.run_submission_sandboxed if use else grading.run_submission
-            rep = run(path, timeout=300, cell_timeout=60)
-            (boxed if use else plain).append(time.monotonic() - t0)
-            cpu[use] += _cpu() - c0
-            rows[use] = [(r.exercise, r.passed, r.message) for r in rep.results]
-        same += rows[True] == rows[False] and all(ok for _, ok, _ in rows[True])
-        print(f"{i + 1:>3}/{len(subs)}  plain {plain[-1]:5.2f} s  "
-              f"sandbox {boxed[-1]:5.2f} s",
-              flush=True)
+    rows: dict[bool, dict[int, list]] = {False: {}, True: {}}
+    blocks = [list(range(k, min(k + args.block, len(subs))))
+              for k in range(0, len(subs), args.block)]
+    for b, block in enumerate(blocks):       # ABBA: who goes first alternates
+        for use in ([False, True] if b % 2 == 0 else [True, False]):
+            for i in block:
+                t0, c0 = time.monotonic(), _cpu()
+                run = sandbox.run_submission_sandboxed if use else grading.run_submission
+                rep = run(subs[i], timeout=300, cell_timeout=60)
+                (boxed if use else plain).append(time.monotonic() - t0)
+                cpu[use] += _cpu() - c0
+                rows[use][i] = [(r.exercise, r.passed, r.message) for r in rep.results]
+        print(f"block {b + 1}/{len(blocks)}: plain {sum(plain[-len(block):]):6.1f} s, "
+              f"sandbox {sum(boxed[-len(block):]):6.1f} s", flush=True)
+    same = sum(rows[True][i] == rows[False][i] and all(ok for _, ok, _ in rows[True][i])
+               for i in range(len(subs)))
     wall = time.monotonic() - start
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{args.copies} copies of solutions/{args.lesson}.ipynb, "
