@@ -19,7 +19,8 @@ kernel and the checks) runs inside one ``bwrap`` call:
   ``RLIMIT_NPROC`` does not bind root (the kernel exempts uid 0), so when the
   grader runs as root the sandboxed process first drops to an unprivileged uid of
   its own; as any other user bwrap makes a user namespace and the limit counts
-  only the processes inside it;
+  only the processes inside it. The notebook's kernel gets 16 fewer processes
+  than the grader beside it, so a fork bomb cannot stop the grader reporting;
 * killed at its time limit: the parent waits with a timeout and kills the
   ``bwrap`` process group; ``--die-with-parent`` takes the sandbox down with it,
   and with it every process the submission started (pid namespace).
@@ -67,10 +68,6 @@ class Limits:
     memory: int = 2 * 1024 ** 3       # bytes (RLIMIT_AS)
     processes: int = 64               # processes and threads (RLIMIT_NPROC)
     file_size: int = 512 * 1024 ** 2  # bytes, one file (RLIMIT_FSIZE)
-
-    def describe(self) -> str:
-        return (f"memory {_gb(self.memory)}, {self.processes} processes, "
-                f"files up to {_gb(self.file_size)}")
 
 
 def _gb(n: int) -> str:
