@@ -127,6 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     limits = sandbox.Limits(args.memory, args.processes, args.file_size)
     if args.wait:      # warm up while the previous submission is graded, then wait
         import nbclient  # noqa: F401
+        from jupyter_client.kernelspec import KernelSpecManager
+        try:
+            KernelSpecManager().get_kernel_spec("python3")    # imports ipykernel's spec
+        except Exception:   # noqa: BLE001 -- only a warm-up: run_submission reports it
+            pass
         grading.load_checks(args.checks, args.path)
         args.submission = sys.stdin.readline().strip()
         if not args.submission:
