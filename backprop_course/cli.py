@@ -1,5 +1,6 @@
 """The ``backprop-course`` command: release exercises, track progress, grade.
 
+    backprop-course start [DIR]                  copy the course into DIR (learners)
     backprop-course list                         every exercise and its notebook
     backprop-course release [--check] [--force]  make exercises/ from solutions/
     backprop-course release --format nbgrader DIR   an nbgrader course from solutions/
@@ -84,6 +85,17 @@ def cmd_release_nbgrader(args: argparse.Namespace) -> int:
     _out(f"nbgrader course in {args.dir}: {len(report.assignments)} assignments "
          f"({', '.join(report.assignments)}). Next, in that folder: "
          f"`nbgrader generate_assignment {report.assignments[0]}`")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from backprop_course.classroom.course_files import StartError, next_steps, start
+    try:
+        report = start(args.dir)
+    except StartError as exc:
+        _err(str(exc))
+        return 2
+    _out(next_steps(report))
     return 0
 
 
@@ -174,11 +186,13 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         _err(f"--jobs {args.jobs}: give 1 or more")
         return 2
+    from backprop_course.classroom.sandbox import use_sandbox
     try:
         reports = grade(args.submissions, args.csv, timeout=args.timeout,
                         cell_timeout=args.cell_timeout, check_modules=_split(args.checks),
                         extra_paths=args.path or (), assignment=args.assignment,
-                        jobs=args.jobs, seed=args.seed, summary_csv=args.summary)
+                        jobs=args.jobs, seed=args.seed, summary_csv=args.summary,
+                        sandbox=use_sandbox(args.no_sandbox, _err))
     except ValueError as exc:            # an unknown --assignment
         _err(str(exc))
         return 2
@@ -230,6 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="backprop-course",
         description="Exercises for the backprop course: release, progress, grading.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("start", help="copy the course's notebooks into a folder of yours",
+                       description="Copy the lessons (notebooks/) and your exercise "
+                       "notebooks (exercises/) into DIR. Run it again after an upgrade: it "
+                       "adds what is new and never overwrites a notebook you edited.")
+    p.add_argument("dir", nargs="?", default="backprop-course",
+                   help="folder for the course (default: ./backprop-course)")
+    p.set_defaults(func=cmd_start)
 
     p = sub.add_parser("list", help="list every exercise with its notebook")
     p.set_defaults(func=cmd_list)
@@ -288,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None,
                    help="the checks' random inputs (default: drawn once per run; every "
                    "submission gets the same)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run submissions with your own rights, not in a bwrap sandbox")
     run_options(p, 300)
     p.set_defaults(func=cmd_grade)
 

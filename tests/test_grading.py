@@ -66,7 +66,7 @@ from backprop_course.exercises import expect as _e
 def tanh2_grad(x):
     return _e.grad_of(lambda v: (v * 2).tanh(), float(x))
 """
-BORROW_REFERENCE = ("from backprop_course.exercises.mlp import _softmax_ce_reference "
+BORROW_REFERENCE = ("from backprop_course.exercises.mlp import _soft_ce_reference "
                     "as softmax_cross_entropy")
 
 PATCH_DURING_CHECK = """\
@@ -385,7 +385,7 @@ def test_an_answer_that_is_or_calls_the_checking_code_earns_nothing(graded):
     (mia,) = graded["by"]["mia.ipynb"].values()
     assert mia["exercise"] == "03-softmax-ce-backward" and mia["status"] == "integrity"
     assert mia["points"] == "0"
-    assert "backprop_course.exercises.mlp._softmax_ce_reference" in mia["message"]
+    assert "backprop_course.exercises.mlp._soft_ce_reference" in mia["message"]
 
 
 def test_checking_code_is_recognised_however_it_is_wrapped():
@@ -396,26 +396,26 @@ def test_checking_code_is_recognised_however_it_is_wrapped():
     import backprop_course
     from backprop_course import Value
     from backprop_course.exercises import expect, mlp
-    from backprop_course.exercises.mlp import _softmax_ce_reference as ref
+    from backprop_course.exercises.mlp import _soft_ce_reference as ref
     found = grading.checking_code
-    assert found(ref).endswith("mlp._softmax_ce_reference")
+    assert found(ref).endswith("mlp._soft_ce_reference")
     assert found(functools.partial(ref, np.zeros(3))) is not None
     assert found(functools.wraps(ref)(lambda *a: 0)) is not None
     namespace = {"ref": ref, "mlp": mlp, "expect": expect, "np": np, "Value": Value,
                  "backprop_course": backprop_course}
     cheats = {
-        "lambda z, y: ref(z, y)": "_softmax_ce_reference",
-        "lambda z, y: mlp._softmax_ce_reference(z, y)": "exercises.mlp",
+        "lambda z, y: ref(z, y)": "_soft_ce_reference",
+        "lambda z, y: mlp._soft_ce_reference(z, y)": "exercises.mlp",
         "lambda x: expect.grad_of(lambda v: v.tanh(), x)": "exercises.expect",
-        "lambda z, y: helper(z, y)": "_softmax_ce_reference",      # through a helper
-        "lambda z, y: backprop_course.exercises.mlp._softmax_ce_reference(z, y)":
+        "lambda z, y: helper(z, y)": "_soft_ce_reference",      # through a helper
+        "lambda z, y: backprop_course.exercises.mlp._soft_ce_reference(z, y)":
             "backprop_course.exercises",
     }
     exec("def helper(z, y):\n    return [ref][0](z, y)", namespace)
     for source, what in cheats.items():
         assert what in (found(eval(source, namespace)) or ""), source
     exec("def inner(z, y):\n    from backprop_course.exercises.mlp import "
-         "_softmax_ce_reference as r\n    return r(z, y)", namespace)
+         "_soft_ce_reference as r\n    return r(z, y)", namespace)
     assert found(namespace["inner"]) == "backprop_course.exercises.mlp"
     honest = [
         "lambda z, y: np.exp(z) / np.exp(z).sum() + 0 * y",

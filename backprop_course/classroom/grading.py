@@ -300,7 +300,7 @@ def checking_code(answer: Any, check_modules: Sequence[str] = ()) -> str | None:
     Follows the answer's code: every global name it (or a function, class or
     lambda it uses from the notebook) reads, its closures, ``functools.partial``
     and ``__wrapped__``. So ``from backprop_course.exercises.mlp import
-    _softmax_ce_reference as softmax_cross_entropy``, a wrapper that calls it,
+    _soft_ce_reference as softmax_cross_entropy``, a wrapper that calls it,
     ``expect.grad_of`` or an ``import`` inside the function are all found, however
     renamed. Arguments the checks pass in are not the answer's code, so calling
     them is fine. Not found: names built at run time (``getattr(m, "_" + "ref")``),
@@ -773,7 +773,11 @@ def expand_submissions(paths: Sequence[Path | str]) -> list[Submission]:
 def _grade_one(args: tuple) -> SubmissionReport:
     """Grade one submission; the entry point of a ``--jobs`` worker process."""
     sub, options = args
-    report = run_submission(sub.path, **options)
+    options = dict(options)
+    run = run_submission
+    if options.pop("sandbox", False):
+        from backprop_course.classroom.sandbox import run_submission_sandboxed as run
+    report = run(sub.path, **options)
     report.student = sub.student
     return report
 
@@ -782,13 +786,14 @@ def grade(submissions: Sequence[Path | str], csv_path: Path | str | None = None,
           timeout: float = 300, cell_timeout: float = 60, check_modules: Sequence[str] = (),
           extra_paths: Sequence[str] = (), assignment: str | None = None, jobs: int = 1,
           seed: int | None = None, summary_csv: Path | str | None = None,
-          out=None) -> list[SubmissionReport]:
+          out=None, sandbox: bool = False) -> list[SubmissionReport]:
     """Grade every submission (each in its own kernel); write the CSVs; print a summary.
 
     ``assignment``: grade every submission on that lesson's exercises. ``jobs``:
     grade this many submissions at a time (each still in its own kernel; the
     grades are the same as one at a time). ``seed``: the checks' random inputs
-    (default: drawn once per run, the same for every submission).
+    (default: drawn once per run, the same for every submission). ``sandbox``:
+    grade each submission inside its own bwrap sandbox (sandbox.py).
     """
     out = out or sys.stdout
     load_checks(check_modules, extra_paths)
@@ -799,7 +804,8 @@ def grade(submissions: Sequence[Path | str], csv_path: Path | str | None = None,
     if seed is None:
         seed = secrets.randbelow(2 ** 32)
     options = dict(timeout=timeout, cell_timeout=cell_timeout, check_modules=check_modules,
-                   extra_paths=tuple(str(p) for p in extra_paths), exercises=ids, seed=seed)
+                   extra_paths=tuple(str(p) for p in extra_paths), exercises=ids, seed=seed,
+                   sandbox=sandbox)
     subs = expand_submissions(submissions)
     reports: list[SubmissionReport | None] = [None] * len(subs)
     started = time.monotonic()
