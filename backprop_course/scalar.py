@@ -18,6 +18,7 @@ from typing import Callable, Union
 from backprop_course.graph import topological_order
 
 Number = Union[int, float]
+_MAX_EXP = math.log(1.7976931348623157e308)       # e^x overflows a float above this
 
 
 def _no_backward(grad: float) -> None:
@@ -59,9 +60,12 @@ class Value:
             return other
         if isinstance(other, numbers.Real):
             return Value(other)
+        hint = (" A Tensor belongs to the array engine: use Tensor throughout "
+                "(Tensor(v.data) is a constant with this Value's number), or Value "
+                "throughout" if type(other).__name__ == "Tensor" else "")
         raise TypeError(
             f"unsupported operand for Value {op}: {type(other).__name__} ({other!r}); "
-            "use a number or a Value")
+            f"use a number or a Value.{hint}")
 
     def __repr__(self) -> str:
         name = f"{self.label}: " if self.label else ""
@@ -101,7 +105,13 @@ class Value:
                 f"Value ** {k:g}: a negative base ({self.data:g}) needs an integer exponent")
         if self.data == 0 and k < 0:
             raise ZeroDivisionError(f"Value ** {k:g}: 0 to a negative power is undefined")
-        out = Value(self.data ** k, (self,), f"**{k:g}")
+        try:
+            result = self.data ** k
+        except OverflowError:
+            raise OverflowError(f"Value ** {k:g}: {self.data:g} ** {k:g} is larger than "
+                                "the largest float (about 1.8e308): the values grew out "
+                                "of range (a learning rate too large?)") from None
+        out = Value(result, (self,), f"**{k:g}")
 
         def _backward(grad: float) -> None:   # d(x^k)/dx = k x^(k-1)
             self.grad += k * self.data ** (k - 1) * grad
@@ -134,6 +144,12 @@ class Value:
         return self._lift(other, "/") / self
 
     def exp(self) -> "Value":
+        if self.data > _MAX_EXP:
+            raise OverflowError(
+                f"Value.exp: e^{self.data:g} is larger than the largest float "
+                f"(about 1.8e308, e^{_MAX_EXP:.2f}). An input this large usually means "
+                "the values grew out of range: a learning rate too large, or "
+                "unscaled inputs. In a softmax, subtract the largest score first")
         e = math.exp(self.data)
         out = Value(e, (self,), "exp")
 

@@ -102,11 +102,12 @@ def _as_array(data: Any, copy: bool = True) -> np.ndarray:
                         "Convert with x.astype(np.float32), or np.float64 (the "
                         "default)")
     if array.dtype.char not in "fd":
-        kind = (f"Python objects ({type(array.flat[0]).__name__})"
-                if array.dtype == object and array.size else f"dtype {array.dtype}")
+        first = type(array.flat[0]).__name__ if array.size else ""
+        kind = f"Python objects ({first})" if array.dtype == object else array.dtype
+        hint = (". A Value cannot go into a Tensor: use v.data for its number"
+                if first == "Value" else "")
         raise TypeError(f"Tensor needs real numbers (float32 or float64), got an "
-                        f"array of {kind}. A Value cannot go into a Tensor: use "
-                        "v.data for its number")
+                        f"array of {kind}{hint}")
     return array
 
 
