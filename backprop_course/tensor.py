@@ -119,8 +119,6 @@ def as_tensor(x: Any) -> "Tensor":
 
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``grad`` down to ``shape``: undo the copies broadcasting made."""
-    if grad.shape == shape:
-        return grad
     extra = grad.ndim - len(shape)                # leading axes broadcasting added
     grad = grad.sum(axis=tuple(range(extra)))
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
@@ -288,21 +286,20 @@ class Tensor:
         itself), its version is noted, so that ``backward()`` can refuse if
         that data is assigned to in the meantime.
         """
-        if not (_grad_enabled and any(t.requires_grad for t in inputs)):
+        if not (_grad_enabled and _any_requires_grad(inputs)):
             return Tensor(data, copy=False)
         out = Tensor(data, requires_grad=True, copy=False, _prev=inputs, _op=op)
         out._backward = backward
         out._saved = saved
-        out._saved_versions = tuple(
-            (t, t._version) for t in inputs if any(s is t._data for s in saved))
-        if any(s is data for s in saved):
-            out._saved_versions += ((None, 0),)
+        if saved:
+            out._saved_versions = _versions_of_saved(saved, inputs, data)
         return out
 
     def _accumulate(self, grad: np.ndarray) -> None:
         """self.grad += grad summed back to self's shape (undoing broadcasting),
         without writing into any existing array."""
-        grad = _unbroadcast(grad, self.shape)
+        if grad.shape != self.shape:
+            grad = _unbroadcast(grad, self.shape)
         self.grad = grad if self.grad is None else self.grad + grad
 
     # ------------------------------------------------------------ arithmetic
@@ -646,8 +643,30 @@ class Tensor:
         self._accumulate(seed)
         for node in reversed(order):                # outputs before inputs
             if node._backward is not None and node.grad is not None:
-                _check_saved_versions(node)
+                if node._saved_versions:
+                    _check_saved_versions(node)
                 node._backward(node.grad)
+
+
+def _any_requires_grad(inputs: tuple[Tensor, ...]) -> bool:
+    for t in inputs:
+        if t.requires_grad:
+            return True
+    return False
+
+
+def _versions_of_saved(saved: tuple[np.ndarray, ...], inputs: tuple[Tensor, ...],
+                       out: np.ndarray) -> tuple[tuple[Optional[Tensor], int], ...]:
+    """(tensor, its version now) for each input whose data is one of the saved
+    arrays, and (None, 0) if the output's own data is (exp, tanh, ...)."""
+    versions: list[tuple[Optional[Tensor], int]] = []
+    for s in saved:
+        if s is out:
+            versions.append((None, 0))
+        for t in inputs:
+            if s is t._data:
+                versions.append((t, t._version))
+    return tuple(versions)
 
 
 def _check_saved_versions(node: Tensor) -> None:
@@ -677,7 +696,8 @@ def _check_matmul(a: tuple[int, ...], b: tuple[int, ...]) -> None:
                          "must equal the first (or second-to-last) of the right. "
                          "A transposed weight? W has shape (in, out) here: x @ W")
     try:
-        np.broadcast_shapes(a[:-2], b[:-2])
+        if len(a) > 2 and len(b) > 2:
+            np.broadcast_shapes(a[:-2], b[:-2])
     except ValueError:
         raise ValueError(f"Tensor @: the batch axes of {a} and {b} ({a[:-2]} and "
                          f"{b[:-2]}) do not broadcast: stacked matrices need the same "
