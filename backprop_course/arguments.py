@@ -39,7 +39,7 @@ def _is_real(value: Any) -> bool:
 def integer(value: Any, name: str, minimum: int = 0, who: str = "") -> int:
     """``value`` as an int, refusing non-integers and ints below ``minimum``."""
     if not (isinstance(value, numbers.Integral) and not isinstance(value, bool)
-            and value >= minimum):
+            and int(value) >= minimum):
         wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"{_prefix(who)}{name} must be {wanted}, got {value!r}")
     return int(value)
@@ -77,7 +77,8 @@ def choice(value: Any, choices: tuple[str, ...], what: str, who: str = "") -> st
     return value.lower()
 
 
-def as_rng(seed: RngLike, allow_none: bool = True, name: str = "rng") -> np.random.Generator:
+def as_rng(seed: RngLike, allow_none: bool = True,
+           name: str = "rng") -> np.random.Generator:
     """A numpy Generator from a seed (int >= 0) or a Generator (used as it is).
 
     ``None`` gives a fresh, unseeded Generator where ``allow_none`` (layers:
@@ -89,7 +90,7 @@ def as_rng(seed: RngLike, allow_none: bool = True, name: str = "rng") -> np.rand
     if seed is None and allow_none:
         return np.random.default_rng()
     if not (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
-            and seed >= 0):
+            and int(seed) >= 0):
         allowed = "None, " if allow_none else ""
         raise ValueError(f"{name} must be {allowed}a seed (an integer >= 0) or a numpy "
                          f"Generator, got {seed!r}")

@@ -76,6 +76,11 @@ class GradientFlow:
         return not bool(np.all(np.isfinite(self.losses)))
 
 
+def _grad_of(p: Tensor) -> np.ndarray:
+    """p.grad, or zeros if the loss did not reach p."""
+    return np.zeros_like(p.data) if p.grad is None else p.grad
+
+
 def task(width: int = 32, batch: int = 128, seed: int = 0
          ) -> tuple[np.ndarray, np.ndarray]:
     """The fixed problem every depth is measured on.
@@ -128,7 +133,7 @@ def gradient_flow(depth: int, activation: str = "relu", init: str = "he",
         if not math.isfinite(value):
             return math.nan, np.full(depth, np.nan)
         loss.backward()
-        norms = np.array([np.linalg.norm(m.weight.grad) for m in linears])
+        norms = np.array([np.linalg.norm(_grad_of(m.weight)) for m in linears])
         return value, np.where(np.isfinite(norms), norms, np.nan)
 
     history: list[float] = []

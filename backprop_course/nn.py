@@ -373,7 +373,9 @@ def _normalize(centred: Tensor, var: Any, eps: float,
     too) the first part has zero mean and unit variance; weight and bias
     (None: left out) let the network learn any other scale and shift."""
     y = centred * (var + eps) ** -0.5
-    return y if weight is None else y * weight + bias
+    if weight is None or bias is None:
+        return y
+    return y * weight + bias
 
 
 def _scale_and_shift(n: int, dtype: np.dtype) -> tuple[Tensor, Tensor]:
@@ -399,8 +401,10 @@ class LayerNorm(Module):
         self.normalized_shape = arguments.integer(normalized_shape, "normalized_shape",
                                                   minimum=1, who="LayerNorm")
         self.eps = eps
-        self.weight, self.bias = (_scale_and_shift(self.normalized_shape, dtype)
-                                  if elementwise_affine else (None, None))
+        self.weight: Optional[Tensor] = None
+        self.bias: Optional[Tensor] = None
+        if elementwise_affine:
+            self.weight, self.bias = _scale_and_shift(self.normalized_shape, dtype)
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
         x = as_tensor(x)
@@ -440,8 +444,10 @@ class BatchNorm1d(Module):
         self.momentum = arguments.fraction(momentum, "momentum", who="BatchNorm1d",
                                            one_allowed=True)
         self.eps = eps
-        self.weight, self.bias = (_scale_and_shift(self.num_features, dtype)
-                                  if affine else (None, None))
+        self.weight: Optional[Tensor] = None
+        self.bias: Optional[Tensor] = None
+        if affine:
+            self.weight, self.bias = _scale_and_shift(self.num_features, dtype)
         # buffers, not parameters: plain arrays that no gradient reaches
         self.running_mean = np.zeros(num_features, dtype)
         self.running_var = np.ones(num_features, dtype)
@@ -459,13 +465,13 @@ class BatchNorm1d(Module):
                                  ".eval() to use the running statistics")
             mean = x.mean(axis=0)
             centred = x - mean
-            var = (centred ** 2).mean(axis=0)
+            batch_var = (centred ** 2).mean(axis=0)
             m = self.momentum
             self.running_mean = (1 - m) * self.running_mean + m * mean.data
-            self.running_var = (1 - m) * self.running_var + m * var.data * n / (n - 1)
-        else:
-            centred, var = x - self.running_mean, self.running_var
-        return _normalize(centred, var, self.eps, self.weight, self.bias)
+            self.running_var = (1 - m) * self.running_var + m * batch_var.data * n / (n - 1)
+            return _normalize(centred, batch_var, self.eps, self.weight, self.bias)
+        centred = x - self.running_mean
+        return _normalize(centred, self.running_var, self.eps, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}, "
@@ -490,9 +496,10 @@ class Sequential(Module):
         self.layers: list[Module] = list(modules)
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        out = as_tensor(x)
         for layer in self.layers:
-            x = layer(x)
-        return x
+            out = layer(out)
+        return out
 
     def __getitem__(self, index: Union[int, slice]) -> Module:
         if isinstance(index, slice):

@@ -19,7 +19,7 @@ the loss) are left alone.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Optional, Union
+from typing import Iterable, Union
 
 import numpy as np
 
@@ -178,10 +178,10 @@ def clip_grad_norm_(params: Params, max_norm: float) -> float:
     """
     params = _param_list(params, "clip_grad_norm_")
     max_norm = positive(max_norm, "max_norm", "clip_grad_norm_")
-    grads = [p for p in params if p.grad is not None]
-    total = math.sqrt(sum(float(np.sum(p.grad.astype(np.float64) ** 2)) for p in grads))
+    grads = {i: p.grad for i, p in enumerate(params) if p.grad is not None}
+    total = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64)))
+                          for g in grads.values()))
     if total > max_norm:
-        scale = max_norm / total
-        for p in grads:
-            p.grad = p.grad * p.grad.dtype.type(scale)
+        for i, g in grads.items():
+            params[i].grad = g * (max_norm / total)   # a new array, of g's dtype
     return total

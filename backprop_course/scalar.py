@@ -44,11 +44,11 @@ class Value:
         if not isinstance(data, numbers.Real):
             raise TypeError(
                 f"Value(...) takes a real number, got {type(data).__name__}: {data!r}")
-        self.data = float(data)
-        self.grad = 0.0
-        self.label = label
-        self._prev = _prev          # the Values this one was computed from
-        self._op = _op              # how: "+", "*", "tanh", ...
+        self.data: float = float(data)
+        self.grad: float = 0.0
+        self.label: str = label
+        self._prev: tuple[Value, ...] = _prev   # the Values this one was computed from
+        self._op: str = _op              # how: "+", "*", "tanh", ...
         # _backward(grad) adds grad * (local derivative) to each child's .grad
         self._backward: Callable[[float], None] = _no_backward
 
@@ -98,11 +98,13 @@ class Value:
                 "Value ** Value is not supported: the exponent must be a number. "
                 "For x ** y with a Value y, write (y * x.log()).exp()")
         if not isinstance(exponent, numbers.Real):
-            raise TypeError(f"Value ** {type(exponent).__name__}: exponent must be a number")
+            raise TypeError(f"Value ** {type(exponent).__name__}: the exponent must "
+                            "be a number")
         k = float(exponent)
         if self.data < 0 and not k.is_integer():
             raise ValueError(
-                f"Value ** {k:g}: a negative base ({self.data:g}) needs an integer exponent")
+                f"Value ** {k:g}: a negative base ({self.data:g}) needs an integer "
+                "exponent")
         if self.data == 0 and k < 0:
             raise ZeroDivisionError(f"Value ** {k:g}: 0 to a negative power is undefined")
         try:

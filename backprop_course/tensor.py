@@ -42,7 +42,7 @@ import numpy as np
 
 from backprop_course.graph import topological_order
 
-ArrayLike = Union["Tensor", np.ndarray, numbers.Real, list, tuple]
+ArrayLike = Union["Tensor", np.ndarray, float, list, tuple]
 Axis = Union[None, int, tuple[int, ...]]
 Backward = Callable[[np.ndarray], None]
 
@@ -133,7 +133,7 @@ def _normalize_axis(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
     """Axis argument as a tuple of non-negative ints (None means all axes)."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     for a in axes:
         if not -ndim <= a < max(ndim, 1):
             raise ValueError(f"Tensor.{op}: axis {a} is out of range for {ndim}-d tensor")
@@ -246,7 +246,8 @@ class Tensor:
     def item(self) -> float:
         """The single number in a one-element tensor."""
         if self.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+            raise ValueError(f"item() needs a tensor with one element, got shape "
+                             f"{self.shape}")
         return float(self._data.reshape(()))
 
     def numpy(self) -> np.ndarray:
@@ -365,7 +366,7 @@ class Tensor:
                 other._accumulate(-grad * a / (b * b))
         return self._child(out, (self, other), "/", backward, saved=(a, b))
 
-    def __pow__(self, exponent: numbers.Real) -> "Tensor":
+    def __pow__(self, exponent: float) -> "Tensor":
         """x ** k for a number k.   dL/dx = g k x^(k-1)."""
         if not isinstance(exponent, numbers.Real):
             raise TypeError("Tensor ** x: the exponent must be a number; "

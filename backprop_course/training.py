@@ -78,7 +78,7 @@ TRENDS = ("not finite", "jumped and stuck", "unstable", "rose", "flat", "learnin
 DIVERGED = ("not finite", "jumped and stuck", "rose")
 
 
-def loss_trend(history: Sequence[float]) -> str:
+def loss_trend(history: Union[Sequence[float], np.ndarray]) -> str:
     """What a loss curve did, from its first to its last entry: one of :data:`TRENDS`.
 
     "not finite"        the loss ended as inf or NaN
@@ -92,14 +92,14 @@ def loss_trend(history: Sequence[float]) -> str:
 
     The first, second and fourth count as diverged (:data:`DIVERGED`).
 
-    >>> loss_trend([1.0, 0.5, 0.2]), loss_trend([1.0, 3.0, 2.5]), loss_trend([1.0, math.inf])
-    ('learning', 'jumped and stuck', 'not finite')
+    >>> [loss_trend(h) for h in ([1.0, 0.5, 0.2], [1.0, 3.0, 2.5], [1.0, math.inf])]
+    ['learning', 'jumped and stuck', 'not finite']
     """
-    history = np.asarray(history, dtype=np.float64)
-    start, end = history[0], history[-1]
+    curve = np.asarray(history, dtype=np.float64)
+    start, end = curve[0], curve[-1]
     if not math.isfinite(end):
         return "not finite"
-    if history.max() > 2 * start:
+    if curve.max() > 2 * start:
         return "jumped and stuck" if end > 0.9 * start else "unstable"
     if end > 1.05 * start:
         return "rose"

@@ -348,14 +348,14 @@ def main() -> None:
               f"{'engine/numpy':>13} {'engine/torch':>13}")
     print(header)
     print("-" * len(header))
-    for name, med, q, faults, paired in rows:
+    for name, med, _, _, paired in rows:
         torch_ms = f"{med['torch']:10.3f}" if "torch" in med else f"{'-':>10}"
         vs_torch = (f"{np.median(paired['torch']):13.2f}" if "torch" in med
                     else f"{'-':>13}")
         print(f"{name:8} {med['engine']:10.3f} {med['numpy']:10.3f} {torch_ms} "
               f"{np.median(paired['numpy']):13.2f} {vs_torch}")
     print()
-    for name, med, q, faults, paired in rows:
+    for name, _, q, faults, paired in rows:
         print(f"{name}: interquartile ms " + ", ".join(
             f"{k} {lo:.3f}-{hi:.3f}" for k, (lo, hi) in q.items())
             + "; page faults/step " + ", ".join(

@@ -174,7 +174,8 @@ GENERATORS = {
     "moons": lambda seed: datasets.moons(n=120, seed=seed),
     "circles": lambda seed: datasets.circles(n=120, seed=seed),
 }
-EXPECTED = {"spirals2": (100, 2), "spirals3": (120, 3), "moons": (120, 2), "circles": (120, 2)}
+EXPECTED = {"spirals2": (100, 2), "spirals3": (120, 3), "moons": (120, 2),
+            "circles": (120, 2)}
 
 
 @pytest.mark.parametrize("name", GENERATORS)

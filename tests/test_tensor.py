@@ -281,7 +281,8 @@ def test_numerical_grad_and_rel_error():
     np.testing.assert_allclose(g, 3 * x ** 2, rtol=1e-8)
     assert rel_error(np.array([1.0]), np.array([1.0])) == 0.0
     assert rel_error(np.array([1.0]), np.array([-1.0])) == 1.0
-    assert rel_error(np.array([0.0]), np.array([1e-10])) == pytest.approx(1e-2)  # floor 1e-8
+    # the denominator has a floor of 1e-8
+    assert rel_error(np.array([0.0]), np.array([1e-10])) == pytest.approx(1e-2)
 
 
 def test_gradcheck_catches_a_wrong_backward():
