@@ -10,7 +10,9 @@ operation follows one pattern:
 
        input.grad += (the op's local Jacobian)ᵀ applied to g
 
-   skipping inputs that need no gradient (``x @ W`` with data ``x``);
+   skipping inputs that need no gradient (``x @ W`` with data ``x``; an
+   op with one input needs no such test: its node exists only because
+   that input needs a gradient);
 4. return ``self._child(out, inputs, op, backward, saved)``, which records
    the graph (unless no input needs a gradient, or inside ``no_grad()``).
 

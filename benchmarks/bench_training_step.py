@@ -50,7 +50,10 @@ starts itself again with OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
 MKL_NUM_THREADS set to 1 (they must be set before numpy and torch load) and
 calls torch.set_num_threads(1). No worker threads spin, so no contestant
 slows the next one down, and the ratio measures the work each one does:
-on a small shared machine the fairest comparison. ``--threads default``
+on a small shared machine the fairest comparison. In this mode all of a
+contestant's work runs on the calling thread, so blocks are timed with
+that thread's CPU time (``time.thread_time``): time spent waiting while
+other programs on a shared machine have the CPU is left out. ``--threads default``
 (the default) lets each library use its own threading, as a learner's
 notebook would.
 
@@ -81,6 +84,7 @@ LR = 0.01
 PAUSE_AROUND_TORCH = (0.2, 0.02)   # seconds before and after a torch block
 ONE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 ONE_THREAD_FLAG = "BENCH_TRAINING_STEP_ONE_THREAD"   # set once the script restarted
+CLOCK = time.perf_counter          # time.thread_time with --threads one
 
 
 # ------------------------------------------------------------------ contestants
@@ -186,10 +190,10 @@ def time_block(step: Callable, n: int) -> tuple[float, float]:
     """
     step()
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    start = time.perf_counter()
+    start = CLOCK()
     for _ in range(n):
         step()
-    seconds = (time.perf_counter() - start) / n
+    seconds = (CLOCK() - start) / n
     return seconds, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / n
 
 
@@ -282,6 +286,9 @@ def main() -> None:
         env[ONE_THREAD_FLAG] = "1"
         sys.stdout.flush()
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    global CLOCK
+    if args.threads == "one":
+        CLOCK = time.thread_time
     sizes = [SIZES[0], args.hidden, args.hidden, SIZES[-1]]
     malloc = ("malloc: glibc defaults" if args.default_malloc else tune_malloc())
 
@@ -293,7 +300,8 @@ def main() -> None:
                 torch.set_num_threads(1)
         except ImportError as err:
             print(f"torch: import failed ({err})")
-    print("\n".join(environment(torch) + [malloc, f"threads: {args.threads}"]))
+    clock = "thread CPU time" if args.threads == "one" else "wall time"
+    print("\n".join(environment(torch) + [malloc, f"threads: {args.threads} ({clock})"]))
     print(f"step: {'-'.join(map(str, sizes))} ReLU MLP, batch {args.batch}, "
           "cross-entropy, "
           f"SGD lr={LR}; {args.rounds} rounds x {args.block} steps x "
