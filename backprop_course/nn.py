@@ -275,10 +275,10 @@ class Linear(Module):
         self.out_features = out_features
         self.init = init
         self.weight = Tensor(init_weight(in_features, out_features, init, rng, dtype),
-                             requires_grad=True, copy=False,
+                             requires_grad=True,
                              label=f"Linear({in_features}, {out_features}).weight")
         self.bias: Optional[Tensor] = (
-            Tensor(np.zeros(out_features, dtype=dtype), requires_grad=True, copy=False,
+            Tensor(np.zeros(out_features, dtype=dtype), requires_grad=True,
                    label=f"Linear({in_features}, {out_features}).bias")
             if bias else None)
 
@@ -291,8 +291,9 @@ class Linear(Module):
             raise TypeError(f"{self!r} holds {self.weight.dtype} weights but got "
                             f"{x.dtype} input; convert it, e.g. "
                             f"x.astype(np.{self.weight.dtype})")
-        y = x @ self.weight
-        return y if self.bias is None else y + self.bias
+        if self.bias is None:
+            return x @ self.weight
+        return x @ self.weight + self.bias
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -380,8 +381,8 @@ def _normalize(centred: Tensor, var: Any, eps: float,
 
 def _scale_and_shift(n: int, dtype: np.dtype) -> tuple[Tensor, Tensor]:
     """A normalisation layer's learned weight (starts at 1) and bias (at 0)."""
-    return (Tensor(np.ones(n, dtype), requires_grad=True, copy=False, label="weight"),
-            Tensor(np.zeros(n, dtype), requires_grad=True, copy=False, label="bias"))
+    return (Tensor(np.ones(n, dtype), requires_grad=True, label="weight"),
+            Tensor(np.zeros(n, dtype), requires_grad=True, label="bias"))
 
 
 class LayerNorm(Module):
