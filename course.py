@@ -141,6 +141,10 @@ def test() -> int:
     pytest = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider"]
     released = released_copy()
     steps = [
+        # lint (ruff) and type-check (mypy); settings in pyproject.toml
+        [PYTHON, "-m", "ruff", "check", "backprop_course", "tests", "benchmarks",
+         "course.py"],
+        [PYTHON, "-m", "mypy"],
         # exercises/ must be exactly what `release` makes from solutions/; your own
         # attempts in exercises/ are never touched (git's committed copy is judged)
         [PYTHON, "-m", "backprop_course.cli", "release", "--check"],

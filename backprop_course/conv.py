@@ -21,15 +21,9 @@ import numbers
 
 import numpy as np
 
-from backprop_course.nn import (
-    Module,
-    RngLike,
-    _as_rng,
-    _as_tensor,
-    _lookup_scheme,
-    init_std,
-)
-from backprop_course.tensor import Tensor
+from backprop_course.arguments import RngLike, as_rng
+from backprop_course.nn import Module, _lookup_scheme, init_std
+from backprop_course.tensor import Tensor, as_tensor
 
 __all__ = ["Conv2d", "im2col_indices", "max_pool2d"]
 
@@ -92,14 +86,15 @@ class Conv2d(Module):
         std = init_std(fan_in, self.out_channels * self.kernel_size ** 2, init)
         shape = (self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
         if _lookup_scheme(init)[1] == "normal":
-            w = _as_rng(rng).normal(0.0, std, size=shape)
+            w = as_rng(rng).normal(0.0, std, size=shape)
         else:                                    # U(-a, a) has variance a²/3
-            w = _as_rng(rng).uniform(-np.sqrt(3) * std, np.sqrt(3) * std, size=shape)
+            w = as_rng(rng).uniform(-np.sqrt(3) * std, np.sqrt(3) * std, size=shape)
         self.weight = Tensor(w, requires_grad=True)
-        self.bias = Tensor(np.zeros(self.out_channels), requires_grad=True) if bias else None
+        self.bias = (Tensor(np.zeros(self.out_channels), requires_grad=True) if bias
+                     else None)
 
     def forward(self, x: Tensor | np.ndarray) -> Tensor:
-        x = _as_tensor(x)
+        x = as_tensor(x)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r} got input of shape {x.shape}: expected "
                              f"(N, {self.in_channels}, H, W)")

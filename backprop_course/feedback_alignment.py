@@ -37,14 +37,9 @@ from typing import Iterator, Optional, Sequence, Union
 import numpy as np
 
 from backprop_course import nn
+from backprop_course.arguments import RngLike
 from backprop_course.nn import Module, init_std, init_weight
-from backprop_course.tensor import Tensor
-
-RngLike = Union[None, int, np.random.Generator]   # a seed, a Generator, or None
-
-
-def _as_tensor(x) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
+from backprop_course.tensor import Tensor, as_tensor
 
 __all__ = ["fa_affine", "FALinear", "fa_mlp", "update_angle", "alignment_angle",
            "linears", "weight_transport", "direct_feedback", "DFANet"]
@@ -141,7 +136,7 @@ class FALinear(Module):
         return layer
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        x = _as_tensor(x)
+        x = as_tensor(x)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r} got input of shape {x.shape}: its last axis "
                              f"must have {self.in_features} features")
@@ -290,7 +285,7 @@ class DFANet(Module):
         self.sizes = sizes
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        h = _as_tensor(x)
+        h = as_tensor(x)
         hiddens = []
         for i, layer in enumerate(self.linears[:-1]):
             h = self.activation(layer(h if i == 0 else h.detach()))

@@ -534,7 +534,9 @@ def hinton(ax: Axes, W: np.ndarray, *, max_weight: Optional[float] = None,
     ax.set_xlim(-0.5, cols - 0.5)
     ax.set_ylim(rows - 0.5, -0.5)
     ax.set_aspect("equal")
-    ax.set_xticks(range(cols), xlabels if xlabels is not None else range(cols))
-    ax.set_yticks(range(rows), ylabels if ylabels is not None else range(rows))
+    ax.set_xticks(range(cols), [str(s) for s in (
+        xlabels if xlabels is not None else range(cols))])
+    ax.set_yticks(range(rows), [str(s) for s in (
+        ylabels if ylabels is not None else range(rows))])
     ax.tick_params(length=0)
     return ax

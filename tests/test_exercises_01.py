@@ -328,7 +328,7 @@ def test_path_sum_reference_passes(answer):
 
 def test_path_sum_reference_agrees_with_listing_paths_on_small_graphs():
     rng = np.random.default_rng(0)
-    for desc, edges, x, y in chain_rule._path_graphs(rng)[:-1]:
+    for _desc, edges, x, y in chain_rule._path_graphs(rng)[:-1]:
         assert math.isclose(chain_rule._sweep(edges, x, y),
                             _paths_one_by_one(edges, x, y), rel_tol=1e-12, abs_tol=1e-12)
 

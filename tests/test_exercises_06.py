@@ -313,7 +313,7 @@ def test_hinton_diagram_area_and_colour():
     assert len(squares) == 4
     areas = np.array([p.get_width() * p.get_height() for p in squares])
     np.testing.assert_allclose(areas / areas[0], np.abs(W).ravel() / 4.0)
-    colours = [p.get_facecolor()[0] for p in squares]         # red channel: 1 white, 0 black
+    colours = [p.get_facecolor()[0] for p in squares]   # red channel: 1 white, 0 black
     assert colours[0] == 1.0 and colours[1] == 0.0 and colours[3] == 0.0
     with pytest.raises(ValueError, match="2-D"):
         viz.hinton(ax, np.zeros(3))

@@ -49,7 +49,7 @@ def test_export_writes_config_and_one_source_notebook_per_lesson(course):
     roles = [(c.cell_type, c.metadata["nbgrader"]) for c in
              nbformat.read(source, as_version=4).cells]
     kinds = []
-    for cell_type, meta in roles:
+    for _cell_type, meta in roles:
         assert meta["schema_version"] == 3 and meta["grade_id"]
         kinds.append("solution" if meta["solution"] else
                      f"test:{meta['points']:g}" if meta["grade"] else

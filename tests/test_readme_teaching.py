@@ -23,7 +23,8 @@ def _section() -> str:
 def test_the_section_covers_self_study_grade_the_sandbox_and_nbgrader():
     text = _section()
     for heading in ("### Self-study", "### A small class: `backprop-course grade`",
-                    "### Grading in a sandbox", "### A large class: nbgrader on JupyterHub"):
+                    "### Grading in a sandbox",
+                    "### A large class: nbgrader on JupyterHub"):
         assert heading in text
     for fact in ("Zero to JupyterHub", "singleuser.image", "BEGIN HIDDEN TESTS",
                  "--checks", "same kernel", "--no-sandbox", "bubblewrap",

@@ -358,7 +358,7 @@ def checking_code(answer: Any, check_modules: Sequence[str] = ()) -> str | None:
 
 def _cell_filled(cell: Any) -> bool:
     try:
-        cell.cell_contents
+        cell.cell_contents  # noqa: B018 -- reading an empty cell raises ValueError
     except ValueError:
         return False
     return True

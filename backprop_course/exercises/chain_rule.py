@@ -416,7 +416,7 @@ def _check_path_sum(answer: Any, rng: np.random.Generator) -> str:
                     "(one multiply-add per edge), as section 7 of the lesson did")
             raise
         want = _sweep(edges, x, y)
-        hint_if = {}
+        hint_if: dict[Any, Any] = {}
         for wrong, hint in (
                 (_sweep_overwrite(edges, x, y),
                  "overwriting instead of accumulating: a node with several outgoing "

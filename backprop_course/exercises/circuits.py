@@ -618,17 +618,19 @@ def _reference_topo_if_needed(answer: Any, rng: np.random.Generator) -> Iterator
         return
     try:
         _check_topo(learner_topo, np.random.default_rng(rng.integers(2**32)))
-        yield ""
-        return
     except CheckFailure as failure:
         state = ("is not written yet" if failure.kind == "not_attempted"
                  else "does not pass 02-topological-order yet")
+    else:       # yield outside the try: a failure of the block is not the topo's
+        yield ""
+        return
     note = (f"(your topo_order {state}, so this check ran your backward with the "
             "reference topo_order: it judges the sweep only)")
 
     def reference_topo(root: Value) -> list[Value]:
         return _reachable_order(root)
 
+    assert isinstance(space, dict)
     space["topo_order"] = reference_topo
     try:
         yield note

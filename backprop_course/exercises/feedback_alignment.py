@@ -27,7 +27,7 @@ def _near(a, b, rtol: float = 1e-6, atol: float = 1e-12) -> bool:
 
 
 # ------------------------------------------------------------------ 08-fa-backward
-def _engine_fa_grads(dh, x, W, b, B) -> tuple[np.ndarray, ...]:
+def _engine_fa_grads(dh, x, W, b, B) -> tuple:
     """(dx, dW, db) of tanh(fa_affine(x, W, b, B)) from the engine's autograd."""
     from backprop_course import Tensor
     from backprop_course.feedback_alignment import fa_affine
@@ -36,7 +36,7 @@ def _engine_fa_grads(dh, x, W, b, B) -> tuple[np.ndarray, ...]:
     return xt.grad, Wt.grad, bt.grad
 
 
-def _engine_bp_grads(dh, x, W, b) -> tuple[np.ndarray, ...]:
+def _engine_bp_grads(dh, x, W, b) -> tuple:
     """(dx, dW, db) of tanh(x @ W + b) by backprop, from Tensor ops."""
     from backprop_course import Tensor
     xt, Wt, bt = (Tensor(a.copy(), requires_grad=True) for a in (x, W, b))

@@ -16,6 +16,8 @@ usual mistake when it recognises one.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from backprop_course.exercises import expect
@@ -128,7 +130,7 @@ def _check_symmetry_sweep(symmetry_sweep, rng):
 
             def step(grad, k=k):
                 return -eps * grad + alpha * vel[k]
-            hints = {
+            hints: dict[Any, Any] = {
                 expect.equals(step(2 * g[k]),
                     "twice the right step: the gradient is of E = ½ ΣΣ (y − d)², so "
                     "dE/dy = y − d; without the ½ it is 2(y − d), which doubles ε"): None,
@@ -404,6 +406,7 @@ def _check_conv_backward(conv_backward, rng):
         out = conv(xt)
         assert _near(out.data[:, :], _conv_forward(x, W), 1e-10, 1e-12), "forward differs"
         out.backward(dout)
+        assert xt.grad is not None and conv.weight.grad is not None
         rdx, rdW = xt.grad[:, 0], conv.weight.grad[:, 0]
         assert all(_near(a, b, 1e-10, 1e-12) for a, b in
                    zip((rdx, rdW), _conv_backward_variant(dout, x, W))), "reference differs"
@@ -420,7 +423,7 @@ def _check_conv_backward(conv_backward, rng):
                     for kind in ("overwrite", "flip", "transpose", "last_filter")}
 
         def hint_for(part, name_part):
-            h = {}
+            h: dict[Any, Any] = {}
             if k > 1:
                 h[expect.equals(variants["flip"][part],
                     f"{name_part} uses the flipped kernel W[:, ::-1, ::-1]: the forward "

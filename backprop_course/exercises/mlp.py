@@ -265,6 +265,7 @@ def _zero_init_truth() -> dict[str, Any]:
                 p.zero_grad()
             loss.backward()
             for p in params:
+                assert p.grad is not None
                 p.data -= 0.5 * p.grad
         moved = {n for n, p, s0 in zip(ZERO_INIT_PARAMS, params, start)
                  if not np.allclose(p.data, s0, rtol=0, atol=1e-12)}
