@@ -5,23 +5,30 @@ local Jacobian: for z_l = a_{l-1} W_l + b_l and a_l = f(z_l),
 
     dL/da_{l-1} = (dL/da_l ⊙ f'(z_l)) W_lᵀ,        dL/dW_l = a_{l-1}ᵀ (dL/da_l ⊙ f'(z_l))
 
-so after L layers the gradient at the input side carries a product of L
-factors of roughly |f'| · (weight scale · √width). Below 1 it vanishes
-exponentially with depth (sigmoid: f' ≤ 0.25), above 1 it explodes. Xavier
-and He initialisation choose the weight scale that keeps the product near 1
-for tanh and ReLU; a residual connection x + F(x) adds an identity path, so
-the gradient reaches early layers even when F's factor is tiny.
+so after L layers the backpropagated error δ_l = dL/dz_l at the input side
+carries a product of L factors of roughly |f'| · (weight scale · √width).
+Below 1 it vanishes exponentially with depth (sigmoid: f' ≤ 0.25), above 1 it
+explodes. Xavier and He initialisation choose the weight scale that keeps the
+product near 1 for tanh and ReLU; a residual connection x + F(x) adds an
+identity path, so the gradient reaches early layers even when F's factor is tiny.
 
-:func:`gradient_flow` builds the same deep MLP for any depth, activation,
-initialisation and residual setting, and measures ‖dL/dW_l‖ for every layer
-at initialisation and after a few SGD steps.
+‖dL/dW_l‖ = ‖a_{l-1}ᵀ δ_l‖ mixes δ_l with the forward activations: when the
+forward signal shrinks going up as fast as δ shrinks going down, the weight
+gradients look flat while δ vanishes (lesson 04, section 2). So
+:func:`gradient_flow` measures both, and :meth:`GradientFlow.verdict` judges δ's
+fall and the absolute size of the weight gradients, not their first/last ratio.
 
 >>> plain = gradient_flow(depth=20, activation="sigmoid", init="naive")
->>> f"{plain.first_to_last:.0e}"          # layer 1 gets 10^-35 of layer 20's gradient
-'1e-35'
+>>> f"{plain.delta_first_to_last:.0e}"   # layer 1's δ is 10^-35 of layer 20's
+'6e-36'
 >>> skip = gradient_flow(depth=20, activation="sigmoid", init="naive", residual=True)
->>> f"{skip.first_to_last:.2f}"
-'0.02'
+>>> f"{skip.delta_first_to_last:.3f}"
+'0.014'
+>>> dead = gradient_flow(depth=50, activation="tanh", init="naive")
+>>> f"{dead.first_to_last:.2f}", f"{dead.grad_norms_init.max():.0e}"  # flat, but tiny
+('0.84', '1e-61')
+>>> dead.verdict()[1]
+False
 """
 from __future__ import annotations
 
@@ -46,6 +53,11 @@ class GradientFlow:
 
     ``grad_norms_init[l-1]``  ‖dL/dW_l‖ (Frobenius) at initialisation
     ``grad_norms_after[l-1]`` the same after ``steps`` SGD steps
+    ``delta_norms_init[l-1]`` ‖dL/d(output of layer l)‖ over the batch at
+                              initialisation: δ_l = dL/dz_l (with residual on,
+                              dL/dx_l, the gradient through the residual stream)
+    ``delta_norms_after[l-1]`` the same after ``steps`` SGD steps
+    ``weight_norms[l-1]``     ‖W_l‖ (Frobenius) at initialisation
     ``activation_std[l-1]``   std of layer l's output at initialisation
                               (z_l = a_{l-1} W_l + b_l; with residual on, the
                               residual stream x_l)
@@ -64,6 +76,15 @@ class GradientFlow:
     grad_norms_after: np.ndarray
     activation_std: np.ndarray
     losses: np.ndarray
+    delta_norms_init: np.ndarray
+    delta_norms_after: np.ndarray
+    weight_norms: np.ndarray
+
+    #: δ_1/δ_L below this (or above its inverse): the gradient vanishes (explodes)
+    RATIO_LIMIT = 1e-2
+    #: ‖dL/dW_l‖ / ‖W_l‖ below this in some layer: a step of lr ≤ 1 moves that
+    #: layer's weights by less than 1e-5 of their size, so it does not learn
+    RELATIVE_LIMIT = 1e-5
 
     @property
     def first_to_last(self) -> float:
@@ -72,8 +93,42 @@ class GradientFlow:
         return float(first / last) if last > 0 else math.nan
 
     @property
+    def delta_first_to_last(self) -> float:
+        """‖δ_1‖ / ‖δ_L‖ at initialisation: ≪ 1 means the gradient vanishes."""
+        first, last = self.delta_norms_init[0], self.delta_norms_init[-1]
+        return float(first / last) if last > 0 else math.nan
+
+    @property
+    def smallest_relative_grad(self) -> float:
+        """min over layers of ‖dL/dW_l‖ / ‖W_l‖ at initialisation."""
+        with np.errstate(all="ignore"):
+            rel = self.grad_norms_init / self.weight_norms
+        return float(np.nanmin(rel)) if np.any(np.isfinite(rel)) else math.nan
+
+    @property
     def diverged(self) -> bool:
         return not bool(np.all(np.isfinite(self.losses)))
+
+    def verdict(self) -> tuple[str, bool]:
+        """(one line for a learner, healthy?) judging δ's fall toward the input
+        and the absolute size of the weight gradients, at initialisation."""
+        if self.diverged:
+            return ("the loss became inf/nan during the steps: the gradients "
+                    "exploded", False)
+        ratio, rel = self.delta_first_to_last, self.smallest_relative_grad
+        if not math.isfinite(ratio):
+            return "the last layer's gradient is 0", False
+        shown = f"{ratio:.2g}" if 1e-2 <= ratio <= 1e2 else f"{ratio:.0e}"
+        line = f"\u03b4 at layer 1 is {shown} \u00d7 layer {self.depth}'s"
+        small = f"; smallest \u2016dL/dW\u2016/\u2016W\u2016 {rel:.0e}"
+        if ratio < self.RATIO_LIMIT:
+            return line + ": the gradient vanishes on its way down" + small, False
+        if ratio > 1 / self.RATIO_LIMIT:
+            return line + ": the gradient explodes on its way down" + small, False
+        if not rel >= self.RELATIVE_LIMIT:
+            return (line + small + ": far too small to learn, whatever the ratio",
+                    False)
+        return line + small, True
 
 
 def _grad_of(p: Tensor) -> np.ndarray:
@@ -121,36 +176,45 @@ def gradient_flow(depth: int, activation: str = "relu", init: str = "he",
     x_in = Tensor(X)
     sgd = optim.SGD(net.parameters(), lr=lr)
 
-    def loss_and_grads(record: Optional[list[float]] = None) -> tuple[float, np.ndarray]:
+    weight_norms = np.array([np.linalg.norm(m.weight.data) for m in linears])
+
+    def loss_and_grads(record: Optional[list[float]] = None
+                       ) -> tuple[float, np.ndarray, np.ndarray]:
         sgd.zero_grad()
-        h = x_in
+        h, outputs = x_in, []
         for module in net.layers:
             h = module(h)
-            if record is not None and isinstance(module, (nn.Linear, nn.Residual)):
-                record.append(float(np.std(h.data)))
+            if isinstance(module, (nn.Linear, nn.Residual)):
+                outputs.append(h)             # z_l (or the residual stream x_l)
+                if record is not None:
+                    record.append(float(np.std(h.data)))
         loss = losses.cross_entropy(h, y)
         value = loss.item()
         if not math.isfinite(value):
-            return math.nan, np.full(depth, np.nan)
-        loss.backward()
+            return math.nan, np.full(depth, np.nan), np.full(depth, np.nan)
+        loss.backward()                       # intermediate tensors keep their .grad
         norms = np.array([np.linalg.norm(_grad_of(m.weight)) for m in linears])
-        return value, np.where(np.isfinite(norms), norms, np.nan)
+        deltas = np.array([np.linalg.norm(_grad_of(z)) for z in outputs])
+        return (value, np.where(np.isfinite(norms), norms, np.nan),
+                np.where(np.isfinite(deltas), deltas, np.nan))
 
     history: list[float] = []
     stds: list[float] = []
     with np.errstate(all="ignore"):
-        loss, norms_init = loss_and_grads(stds)
-        norms = norms_init
+        loss, norms_init, deltas_init = loss_and_grads(stds)
+        norms, deltas = norms_init, deltas_init
         history.append(loss)
         for _ in range(steps):
             if not math.isfinite(loss):
                 history.append(math.nan)
                 continue
             sgd.step()
-            loss, norms = loss_and_grads()
+            loss, norms, deltas = loss_and_grads()
             history.append(loss)
     return GradientFlow(
         depth=depth, activation=activation, init=init, residual=bool(residual),
         residual_scale=scale if residual else 1.0, width=width, steps=int(steps),
         lr=float(lr), grad_norms_init=norms_init, grad_norms_after=norms,
-        activation_std=np.array(stds), losses=np.array(history))
+        activation_std=np.array(stds), losses=np.array(history),
+        delta_norms_init=deltas_init, delta_norms_after=deltas,
+        weight_norms=weight_norms)

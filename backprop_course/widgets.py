@@ -430,17 +430,30 @@ _ACTIVATION_OPTIONS = [("sigmoid", "sigmoid"), ("tanh", "tanh"), ("ReLU", "relu"
 _INIT_OPTIONS = [("naive (std 0.01)", "naive"), ("Xavier", "xavier"), ("He", "he")]
 
 
+_VIEW_OPTIONS = [("weight gradient \u2016\u2202L/\u2202W\u2097\u2016", "weights"),
+                 ("backpropagated error \u2016\u03b4\u2097\u2016", "delta")]
+_VIEW_LABELS = {"weights": r"weight gradient $\|\partial L/\partial W_l\|$",
+                "delta": r"backpropagated error $\|\delta_l\|$"}
+
+
 def depth_explorer(depth: int = 20, activation: str = "sigmoid", init: str = "naive",
                    residual: bool = False, steps: int = 5, lr: float = 0.1,
-                   width: int = 32, max_depth: int = 50, seed: int = 0) -> Explorer:
-    """Per-layer gradient norms of a deep MLP, for any depth, activation, init, residual.
+                   width: int = 32, max_depth: int = 50, seed: int = 0,
+                   view: str = "weights") -> Explorer:
+    """Per-layer gradients of a deep MLP, for any depth, activation, init, residual.
 
-    Left: ‖dL/dW_l‖ for l = 1 (next to the input) ... depth, log scale, at
-    initialisation and after ``steps`` SGD steps. Right: the spread (std) of
-    each layer's output at initialisation, where the forward signal dies or
-    explodes. Uses :func:`backprop_course.gradient_flow.gradient_flow` with a
-    fixed seed, so the picture depends only on the controls.
+    Left, for l = 1 (next to the input) ... depth, log scale, at initialisation
+    and after ``steps`` SGD steps: ``view="weights"`` shows ‖dL/dW_l‖,
+    ``view="delta"`` the backpropagated error ‖δ_l‖ = ‖dL/dz_l‖ (with residual
+    on, ‖dL/dx_l‖ through the residual stream). Right: the spread (std) of each
+    layer's output at initialisation, where the forward signal dies or explodes.
+    The headline (:meth:`GradientFlow.verdict`) judges δ's fall toward the input
+    and the weight gradients' absolute size, whichever view is shown.
+    Uses :func:`backprop_course.gradient_flow.gradient_flow` with a fixed seed,
+    so the picture depends only on the controls.
     """
+    if view not in dict(_VIEW_OPTIONS).values():
+        raise ValueError(f"view must be 'weights' or 'delta', got {view!r}")
     if max_depth < 1:
         raise ValueError(f"max_depth must be >= 1, got {max_depth}")
     figure = _new_figure(10.0, 3.9)
@@ -451,7 +464,7 @@ def depth_explorer(depth: int = 20, activation: str = "sigmoid", init: str = "na
                                linewidth=1.2, label=f"after {steps} SGD steps")
     ax_grad.set_yscale("log")
     ax_grad.set_xlabel("layer l (1 = next to the input)")
-    ax_grad.set_ylabel(r"gradient norm $\|\partial L/\partial W_l\|$")
+    ax_grad.set_ylabel(_VIEW_LABELS[view])
     ax_grad.grid(True, which="major", alpha=0.3)
     ax_grad.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, fontsize=8.5,
                    frameon=False, borderaxespad=0.2)
@@ -480,6 +493,9 @@ def depth_explorer(depth: int = 20, activation: str = "sigmoid", init: str = "na
                            style=compact, layout=w.Layout(width="190px")),
         "residual": w.Checkbox(value=residual, description="residual x + F(x)",
                                indent=False, layout=w.Layout(width="150px")),
+
+        "view": w.Dropdown(options=_VIEW_OPTIONS, value=view, description="show",
+                           style=compact, layout=w.Layout(width="330px")),
     }
 
     def draw(ex: Explorer, values: dict[str, Any]) -> bool:
@@ -488,30 +504,24 @@ def depth_explorer(depth: int = 20, activation: str = "sigmoid", init: str = "na
                                         lr=lr, width=width, seed=seed)
         ex.result = result
         layers = np.arange(1, result.depth + 1)
-        init_line.set_data(layers, _positive(result.grad_norms_init))
-        after_line.set_data(layers, _positive(result.grad_norms_after))
+        if values["view"] == "delta":
+            shown = [result.delta_norms_init, result.delta_norms_after]
+        else:
+            shown = [result.grad_norms_init, result.grad_norms_after]
+        ax_grad.set_ylabel(_VIEW_LABELS[values["view"]])
+        init_line.set_data(layers, _positive(shown[0]))
+        after_line.set_data(layers, _positive(shown[1]))
         act_line.set_data(layers, _positive(result.activation_std))
-        for ax, series in ((ax_grad, [result.grad_norms_init, result.grad_norms_after]),
-                           (ax_act, [result.activation_std])):
+        for ax, series in ((ax_grad, shown), (ax_act, [result.activation_std])):
             _log_limits(ax, np.concatenate(series))
             ax.set_xlim(0.5, max(result.depth, 2) + 0.5)
         label = {v: k for k, v in _ACTIVATION_OPTIONS}[result.activation]
         init_name = {v: k for k, v in _INIT_OPTIONS}[result.init]
         skip = f", residual (scale 1/\u221a{result.depth})" if result.residual else ""
         setting.set_text(f"{result.depth} layers, {label}, {init_name} init{skip}")
-        ratio = result.first_to_last
-        if result.diverged:
-            headline.set_text("the loss became inf/nan during the steps: "
-                              "the gradients exploded")
-            headline.set_color("#c0392b")
-        elif math.isfinite(ratio):
-            shown = f"{ratio:.2g}" if 1e-2 <= ratio <= 1e2 else f"{ratio:.1e}"
-            headline.set_text(f"layer 1 gets {shown} \u00d7 the gradient of "
-                              f"layer {result.depth} at initialisation")
-            headline.set_color("#c0392b" if ratio < 1e-3 or ratio > 1e3 else "#1e8449")
-        else:
-            headline.set_text("the last layer's gradient is 0")
-            headline.set_color("#c0392b")
+        text, healthy = result.verdict()
+        headline.set_text(text)
+        headline.set_color("#1e8449" if healthy else "#c0392b")
         return True
 
     explorer = Explorer("depth_explorer", controls, figure, draw,

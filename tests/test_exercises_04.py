@@ -21,11 +21,11 @@ def layer_grad_norms(model, X, y):
             if isinstance(m, nn.Linear)]
 
 
-def init_std(fan_in, fan_out, scheme):
+def init_std(fan_in, fan_out, scheme, negative_slope=0.0):
     if scheme == "xavier":
         return math.sqrt(2 / (fan_in + fan_out))
     if scheme == "he":
-        return math.sqrt(2 / fan_in)
+        return math.sqrt(2 / ((1 + negative_slope ** 2) * fan_in))
     raise ValueError(f"unknown scheme {scheme!r}")
 
 
@@ -97,11 +97,13 @@ def _ln_backward_steps(dout, x, gamma, eps=1e-5):
 
 ALTERNATIVES = [   # other correct ways to write the answers: the checks must accept them
     ("04-layer-grad-norms", _norms_via_parameters),
-    ("04-init-std", lambda fi, fo, s: {"xavier": (2 / (fi + fo)) ** 0.5,
-                                       "he": (2 / fi) ** 0.5}[s]
+    ("04-init-std", lambda fi, fo, s, negative_slope=0: {
+        "xavier": (2 / (fi + fo)) ** 0.5,
+        "he": (2 / (fi + fi * negative_slope * negative_slope)) ** 0.5}[s]
      if s in ("xavier", "he") else (_ for _ in ()).throw(ValueError(s))),
-    ("04-init-std", lambda fi, fo, s: nn.init_std(fi, fo, s)
-     if s in ("xavier", "he") else init_std(fi, fo, s)),
+    ("04-init-std", lambda fi, fo, s, negative_slope=0.0:   # gain √(2/(1+α²)) / √fan_in
+     math.sqrt(2 / (1 + negative_slope ** 2)) / math.sqrt(fi) if s == "he"
+     else init_std(fi, fo, s)),
     ("04-clip-grad-norm", _clip_with_if),
     ("04-clip-grad-norm", lambda g, m: (lambda t: ([a * min(1.0, m / t) if t else a.copy()
                                                     for a in g], t))(
@@ -118,16 +120,25 @@ def test_alternative_correct_answers_pass(exercise_id, answer, seed):
     assert verdict.passed, verdict.render()
 
 
-def test_fresh_inputs_every_call():
+def _inputs_seen(seed=None):
+    """The (fan_in, fan_out, negative_slope) cases one run of the check used."""
     seen = []
-    for _ in range(3):
-        run_check("04-init-std", lambda fi, fo, s: seen.append((fi, fo)) or
-                  init_std(fi, fo, s))
-    assert len(set(seen)) > 3
+
+    def spy(fi, fo, s, negative_slope=0.0):
+        seen.append((fi, fo, s, negative_slope))
+        return init_std(fi, fo, s, negative_slope)
+    assert run_check("04-init-std", spy, seed=seed).passed
+    return tuple(seen)
+
+
+def test_fresh_inputs_every_call():
+    runs = [_inputs_seen() for _ in range(3)]
+    assert len(set(runs)) == 3               # each call draws its own cases
+    assert _inputs_seen(seed=5) == _inputs_seen(seed=5)   # (a fixed seed repeats them)
 
 
 # ------------------------------------------------------------------ wrong variants
-def _raise(*args):
+def _raise(*args, **kwargs):
     raise NotImplementedError("Exercise: write it")
 
 
@@ -255,34 +266,56 @@ WRONG = [
     ("04-layer-grad-norms", "not attempted", _raise, "not attempted"),
     ("04-layer-grad-norms", "raises", lambda m, X, y: m.weight, "raised AttributeError"),
 
-    ("04-init-std", "variance", lambda fi, fo, s: init_std(fi, fo, s) ** 2, "variance"),
+    ("04-init-std", "variance",
+     lambda fi, fo, s, negative_slope=0.0: init_std(fi, fo, s, negative_slope) ** 2,
+     "variance"),
     ("04-init-std", "fan_out in He",
-     lambda fi, fo, s: math.sqrt(2 / fo) if s == "he" else init_std(fi, fo, s), "fan_out"),
+     lambda fi, fo, s, negative_slope=0.0: math.sqrt(2 / fo) if s == "he"
+     else init_std(fi, fo, s), "fan_out"),
     ("04-init-std", "LeCun for He",
-     lambda fi, fo, s: math.sqrt(1 / fi) if s == "he" else init_std(fi, fo, s), "LeCun"),
+     lambda fi, fo, s, negative_slope=0.0: math.sqrt(1 / fi) if s == "he"
+     else init_std(fi, fo, s), "LeCun"),
     ("04-init-std", "1/(fi+fo) for Xavier",
-     lambda fi, fo, s: math.sqrt(1 / (fi + fo)) if s == "xavier" else init_std(fi, fo, s),
-     "numerator is 2"),
+     lambda fi, fo, s, negative_slope=0.0: math.sqrt(1 / (fi + fo)) if s == "xavier"
+     else init_std(fi, fo, s, negative_slope), "numerator is 2"),
     ("04-init-std", "rules swapped",
-     lambda fi, fo, s: init_std(fi, fo, {"he": "xavier", "xavier": "he"}.get(s, s)),
-     "rule"),
+     lambda fi, fo, s, negative_slope=0.0: init_std(
+         fi, fo, {"he": "xavier", "xavier": "he"}.get(s, s)), "rule"),
     ("04-init-std", "integer division",
-     lambda fi, fo, s: math.sqrt(2 // fi) if s == "he" else init_std(fi, fo, s),
-     "integer division"),
+     lambda fi, fo, s, negative_slope=0.0: math.sqrt(2 // fi) if s == "he"
+     else init_std(fi, fo, s), "integer division"),
     ("04-init-std", "uniform bound",
-     lambda fi, fo, s: math.sqrt(3) * init_std(fi, fo, s), "uniform"),
+     lambda fi, fo, s, negative_slope=0.0: math.sqrt(3) * init_std(fi, fo, s,
+                                                                    negative_slope),
+     "uniform"),
+    ("04-init-std", "slope ignored",
+     lambda fi, fo, s, negative_slope=0.0: init_std(fi, fo, s), "plain ReLU"),
+    ("04-init-std", "1 + α",
+     lambda fi, fo, s, negative_slope=0.0: math.sqrt(2 / ((1 + negative_slope) * fi))
+     if s == "he" else init_std(fi, fo, s), "(1 + α)"),
+    ("04-init-std", "1 + α² on top",
+     lambda fi, fo, s, negative_slope=0.0: math.sqrt(2 * (1 + negative_slope ** 2) / fi)
+     if s == "he" else init_std(fi, fo, s), "numerator"),
+    ("04-init-std", "1 - α²",
+     lambda fi, fo, s, negative_slope=0.0: math.sqrt(2 / ((1 - negative_slope ** 2) * fi))
+     if s == "he" else init_std(fi, fo, s), "sign"),
+    ("04-init-std", "no negative_slope argument", lambda fi, fo, s: init_std(fi, fo, s),
+     "TypeError"),
     ("04-init-std", "no ValueError",
-     lambda fi, fo, s: math.sqrt(2 / (fi + fo)) if s != "he" else math.sqrt(2 / fi),
-     "ValueError"),
+     lambda fi, fo, s, negative_slope=0.0: math.sqrt(2 / (fi + fo)) if s != "he"
+     else init_std(fi, fo, s, negative_slope), "ValueError"),
     ("04-init-std", "KeyError",
-     lambda fi, fo, s: {"xavier": math.sqrt(2 / (fi + fo)), "he": math.sqrt(2 / fi)}[s],
-     "ValueError"),
-    ("04-init-std", "hard-coded", lambda fi, fo, s: 0.1, "wrong"),
-    ("04-init-std", "returns None", lambda fi, fo, s: None, "return"),
+     lambda fi, fo, s, negative_slope=0.0: {
+         "xavier": math.sqrt(2 / (fi + fo)),
+         "he": math.sqrt(2 / ((1 + negative_slope ** 2) * fi))}[s], "ValueError"),
+    ("04-init-std", "hard-coded", lambda fi, fo, s, negative_slope=0.0: 0.1, "wrong"),
+    ("04-init-std", "returns None", lambda fi, fo, s, negative_slope=0.0: None, "return"),
     ("04-init-std", "returns array",
-     lambda fi, fo, s: np.full(1, init_std(fi, fo, s)), "single number"),
+     lambda fi, fo, s, negative_slope=0.0: np.full(1, init_std(fi, fo, s, negative_slope)),
+     "single number"),
     ("04-init-std", "not attempted", _raise, "not attempted"),
-    ("04-init-std", "raises", lambda fi, fo, s: math.sqrt(-fi), "raised ValueError"),
+    ("04-init-std", "raises", lambda fi, fo, s, negative_slope=0.0: math.sqrt(-fi),
+     "raised ValueError"),
 
     ("04-clip-grad-norm", "per-array clipping", _clip_variant(per_array=True), "own norm"),
     ("04-clip-grad-norm", "in place", _clip_variant(in_place=True), "in place"),

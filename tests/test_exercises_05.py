@@ -13,10 +13,10 @@ from verdicts import assert_caught
 
 
 # ------------------------------------------------------------------ reference answers
-def residual_backward(dout, x, W, b):
-    z = x @ W + b
-    dz = dout * (z > 0)
-    return dout + dz @ W.T, x.T @ dz, dz.sum(axis=0)
+def residual_backward(dout, x, W, b, s):
+    a = np.maximum(x, 0)
+    du = s * dout
+    return dout + (du @ W.T) * (x > 0), a.T @ du, du.sum(axis=0)
 
 
 def end_to_end_jacobian(jacobians, residual):
@@ -51,16 +51,15 @@ def test_reference_passes(exercise_id, seed):
 
 
 # ------------------------------------------------------------ other correct answers
-def _backward_steps(dout, x, W, b):
+def _backward_steps(dout, x, W, b, s):
     """The long way: name every step of the forward pass, go back through each."""
-    z = x @ W + b
-    a = np.maximum(z, 0)
-    da = dout.copy()                 # y = x + a
+    a = np.where(x > 0, x, 0.0)      # a = relu(x); u = a W + b; y = x + s u
     dx_skip = dout.copy()
-    dz = np.where(a > 0, da, 0.0)
-    dW = np.einsum("ni,nj->ij", x, dz)
-    db = np.sum(dz, axis=0)
-    return dx_skip + np.einsum("nj,ij->ni", dz, W), dW, db
+    du = dout * s
+    dW = np.einsum("ni,nj->ij", a, du)
+    db = np.sum(du, axis=0)
+    da = np.einsum("nj,ij->ni", du, W)
+    return dx_skip + np.where(x > 0, da, 0.0), dW, db
 
 
 def _jacobian_reduce(jacobians, residual):
@@ -111,9 +110,9 @@ def test_alternative_correct_answers_pass(exercise_id, answer, seed):
 def test_fresh_inputs_every_call():
     seen = []
 
-    def spy(dout, x, W, b):
+    def spy(dout, x, W, b, s):
         seen.append(x.shape + (float(x[0, 0]),))
-        return residual_backward(dout, x, W, b)
+        return residual_backward(dout, x, W, b, s)
     for _ in range(3):
         assert run_check("05-residual-backward", spy).passed
     assert len(set(seen)) == len(seen)
@@ -132,25 +131,27 @@ def _raise(*args, **kwargs):
     raise NotImplementedError("Exercise: write it")
 
 
-def _rb_variant(identity=True, mask_from="z", transpose=True, db_sum=True,
-                db_mean=False, dW_order="xT_dz", mask_skip=False, autograd=False,
-                no_dout=False, branch_sign=1):
-    def residual_backward(dout, x, W, b):
+def _rb_variant(identity=True, mask_from="x", transpose=True, db_sum=True,
+                db_mean=False, dW_order="aT_du", mask_skip=False, autograd=False,
+                branch_sign=1, s_power=1, dW_input="a"):
+    def residual_backward(dout, x, W, b, s):
         if autograd:
             xt, Wt, bt = (Tensor(a, requires_grad=True) for a in (x, W, b))
-            (xt + (xt @ Wt + bt).relu()).backward(dout)
+            (xt + (xt.relu() @ Wt + bt) * s).backward(dout)
             return xt.grad, Wt.grad, bt.grad
-        z = x @ W + b
-        y = x + np.maximum(z, 0)
-        mask = {"z": z > 0, "y": y > 0, "x": x > 0, "none": np.ones_like(z)}[mask_from]
-        dz = 1.0 * mask if no_dout else dout * mask
-        dx = branch_sign * dz @ (W.T if transpose else W)
+        a = np.maximum(x, 0)
+        y = x + s * (a @ W + b)
+        mask = {"x": x > 0, "y": y > 0, "z": x @ W + b > 0,
+                "none": np.ones_like(x)}[mask_from]
+        du = dout * s ** s_power
+        dx = branch_sign * (du @ (W.T if transpose else W)) * mask
         if identity:
             dx = dx + (dout * mask if mask_skip else dout)
-        dW = x.T @ dz if dW_order == "xT_dz" else dz.T @ x
-        db = dz.sum(axis=0) if db_sum else dz
+        inp = a if dW_input == "a" else x
+        dW = inp.T @ du if dW_order == "aT_du" else du.T @ inp
+        db = du.sum(axis=0) if db_sum else du
         if db_mean:
-            db = dz.mean(axis=0)
+            db = du.mean(axis=0)
         return dx, dW, db
     return residual_backward
 
@@ -275,29 +276,32 @@ WRONG = [
     ("05-residual-backward", "no identity term", _rb_variant(identity=False),
      "identity term is missing"),
     ("05-residual-backward", "mask from y", _rb_variant(mask_from="y"), "output y"),
-    ("05-residual-backward", "mask from x", _rb_variant(mask_from="x"), "taken from x"),
+    ("05-residual-backward", "mask from xW + b", _rb_variant(mask_from="z"), "x W + b"),
     ("05-residual-backward", "no mask", _rb_variant(mask_from="none"), "mask is left out"),
-    ("05-residual-backward", "dout left out of dz", _rb_variant(no_dout=True),
-     "upstream gradient is left out"),
+    ("05-residual-backward", "scale left out", _rb_variant(s_power=0), "scale s"),
+    ("05-residual-backward", "scale twice", _rb_variant(s_power=2), "twice"),
+    ("05-residual-backward", "dW from x", _rb_variant(dW_input="x"), "relu(x)"),
     ("05-residual-backward", "branch subtracted", _rb_variant(branch_sign=-1),
      "wrong sign"),
     ("05-residual-backward", "db not summed", _rb_variant(db_sum=False), "(D,)"),
-    ("05-residual-backward", "db mean", _rb_variant(db_mean=True), "batch size"),
+    ("05-residual-backward", "db mean", _rb_variant(db_mean=True), "mean"),
     ("05-residual-backward", "W not transposed", _rb_variant(transpose=False),
      "not transposed"),
-    ("05-residual-backward", "dW = dzᵀ x", _rb_variant(dW_order="dzT_x"), "transpose"),
+    ("05-residual-backward", "dW = duᵀ a", _rb_variant(dW_order="duT_a"), "transpose"),
     ("05-residual-backward", "mask on the skip", _rb_variant(mask_skip=True),
      "skip path too"),
     ("05-residual-backward", "uses autograd", _rb_variant(autograd=True), "by hand"),
     ("05-residual-backward", "in place",
-     lambda dout, x, W, b: residual_backward(dout, x.__iadd__(0.5), W, b), "in place"),
+     lambda dout, x, W, b, s: residual_backward(dout, x.__iadd__(0.5), W, b, s),
+     "in place"),
     ("05-residual-backward", "hard-coded",
-     lambda dout, x, W, b: (np.zeros((4, 3)), np.zeros((3, 3)), np.zeros(3)), "wrong"),
-    ("05-residual-backward", "returns None", lambda dout, x, W, b: None, "return"),
+     lambda dout, x, W, b, s: (np.zeros((3, 3)), np.zeros((3, 3)), np.zeros(3)), "wrong"),
+    ("05-residual-backward", "returns None", lambda dout, x, W, b, s: None, "return"),
     ("05-residual-backward", "two values",
-     lambda dout, x, W, b: residual_backward(dout, x, W, b)[:2], "3 values"),
+     lambda dout, x, W, b, s: residual_backward(dout, x, W, b, s)[:2], "3 values"),
     ("05-residual-backward", "not attempted", _raise, "not attempted"),
-    ("05-residual-backward", "raises", lambda dout, x, W, b: x @ W.T[:1], "shapes"),
+    ("05-residual-backward", "old block, no s", lambda dout, x, W, b: None, "TypeError"),
+    ("05-residual-backward", "raises", lambda dout, x, W, b, s: x @ W.T[:1], "shapes"),
 
     ("05-end-to-end-jacobian", "reversed product", _jac_variant("reverse"),
      "reverse order"),

@@ -213,13 +213,61 @@ def test_depth_explorer_sigmoid_naive_vanishes_and_residual_restores():
     assert len(norms) == 30
     assert norms[0] < 1e-20 * norms[-1]                      # orders of magnitude
     assert np.all(np.diff(np.log10(norms[:-1])) > 0)          # shrinks layer by layer
-    assert "layer 1 gets" in ex.artists["headline"].get_text()
+    assert "vanishes" in ex.artists["headline"].get_text()
     ex.update(residual=True)
     norms = ex.artists["grad_init"].get_ydata()
     assert norms[0] > 1e-2 * norms[-1]
     hidden = norms[1:-1]
     assert hidden.max() < 1.5 * hidden.min()                  # flat through the blocks
     assert "residual" in ex.artists["setting"].get_text()
+
+
+RED, GREEN = "#c0392b", "#1e8449"
+
+
+def test_depth_explorer_flags_flat_but_tiny_weight_gradients_as_vanishing():
+    # 50 naive tanh layers: every ||dL/dW_l|| is ~1e-60, layer 1's about 0.8 x
+    # layer 50's. A first/last ratio of the weight gradients calls this healthy.
+    ex = widgets.depth_explorer(depth=50, activation="tanh", init="naive")
+    norms = ex.artists["grad_init"].get_ydata()
+    assert 0.5 < norms[0] / norms[-1] < 2 and norms.max() < 1e-50
+    headline = ex.artists["headline"]
+    assert headline.get_color() == RED
+    assert "vanishes" in headline.get_text()
+    ex.update(view="delta")                     # the view that shows it
+    deltas = ex.artists["grad_init"].get_ydata()
+    np.testing.assert_allclose(deltas, ex.result.delta_norms_init)
+    assert deltas[0] < 1e-50 * deltas[-1]
+    assert "delta" in ex.artists["grad_init"].axes.get_ylabel()
+    assert headline.get_color() == RED          # the verdict does not depend on the view
+
+
+def test_depth_explorer_delta_view_shows_what_the_weight_view_hides():
+    # ReLU with Xavier's weights: flat weight gradients, delta falls by 1/sqrt(2)
+    ex = widgets.depth_explorer(depth=50, activation="relu", init="xavier")
+    weights = ex.artists["grad_init"].get_ydata()
+    assert weights.max() < 10 * weights.min()
+    assert ex.artists["headline"].get_color() == RED
+    ex.update(view="delta")
+    deltas = ex.artists["grad_init"].get_ydata()
+    per_layer = (deltas[0] / deltas[-1]) ** (1 / 49)
+    assert 0.6 < per_layer < 0.8
+    ex.update(init="he")
+    assert ex.artists["headline"].get_color() == GREEN
+
+
+def test_gradient_flow_verdict_judges_absolute_size_not_only_the_ratio():
+    import dataclasses
+    flow = gradient_flow.gradient_flow(10, "relu", "he", steps=0)
+    assert flow.verdict()[1]
+    tiny = dataclasses.replace(flow, grad_norms_init=flow.grad_norms_init * 1e-9)
+    text, healthy = tiny.verdict()             # same delta ratio, tiny weight gradients
+    assert not healthy and "too small" in text
+    falling = dataclasses.replace(
+        flow, delta_norms_init=flow.delta_norms_init * 1e-3 ** np.linspace(1, 0, 10))
+    assert not falling.verdict()[1]
+    with pytest.raises(ValueError, match="view"):
+        widgets.depth_explorer(view="deltas")
 
 
 def test_depth_explorer_he_relu_keeps_gradients_within_a_factor():
@@ -257,6 +305,18 @@ def test_gradient_flow_matches_a_direct_computation():
                 if isinstance(m, nn.Linear)]
     np.testing.assert_allclose(flow.grad_norms_init, expected, rtol=1e-12)
     np.testing.assert_allclose(flow.grad_norms_after, expected, rtol=1e-12)
+    # delta_l = dL/dz_l by hand: z_2 are the logits, delta_1 = (delta_2 W_2^T) * tanh'(z_1)
+    W1, b1 = net[0].weight.data, net[0].bias.data
+    W2, b2 = net[2].weight.data, net[2].bias.data
+    z1 = X @ W1 + b1
+    z2 = np.tanh(z1) @ W2 + b2
+    p = np.exp(z2 - z2.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    delta2 = (p - np.eye(8)[y]) / len(y)
+    delta1 = (delta2 @ W2.T) * (1 - np.tanh(z1) ** 2)
+    np.testing.assert_allclose(flow.delta_norms_init,
+                               [np.linalg.norm(delta1), np.linalg.norm(delta2)], rtol=1e-10)
+    np.testing.assert_allclose(flow.weight_norms, [np.linalg.norm(W1), np.linalg.norm(W2)])
 
 
 def test_gradient_flow_rejects_bad_settings():
@@ -313,7 +373,8 @@ def test_progress_outside_jupyter_prints_only_the_final_line(capsys):
 @pytest.mark.parametrize("make, changes", [
     (widgets.graph_explorer, [{"x": 1.0}, {"z": 3.5}]),
     (widgets.learning_rate_explorer, [{"lr": 1.0}, {"steps": 60}, {"lr": 10.0}]),
-    (lambda: widgets.depth_explorer(depth=8), [{"depth": 12}, {"residual": True}]),
+    (lambda: widgets.depth_explorer(depth=8), [{"depth": 12}, {"residual": True},
+                                               {"view": "delta"}]),
 ])
 def test_fast_redraw_equals_a_full_redraw_and_reaches_the_widget(make, changes):
     ex = make()

@@ -1,7 +1,7 @@
 """Checks for lesson 05, residual networks.
 
-    residual_backward(dout, x, W, b)         -> (dx, dW, db) of y = x + relu(x W + b),
-                                                by hand with numpy
+    residual_backward(dout, x, W, b, s)      -> (dx, dW, db) of the lesson's block
+                                                y = x + s·(relu(x) W + b), by hand
     end_to_end_jacobian(jacobians, residual) -> M with h_L = h_0 M: plain J_1 ⋯ J_L,
                                                 residual (I + J_1) ⋯ (I + J_L)
     class ResidualBlock(nn.Module)           -> y = x + linear(relu(x)),
@@ -14,7 +14,6 @@ when it recognises one.
 """
 from __future__ import annotations
 
-import copy
 from functools import reduce
 
 import numpy as np
@@ -24,163 +23,163 @@ from backprop_course.exercises.feedback import CheckFailure
 from backprop_course.exercises.registry import exercise
 
 NOTEBOOK = "05_residual_networks"
+#: expect.near's tolerances for telling a known wrong answer from the right one
+TIGHT = {"rtol": 1e-6, "atol": 1e-12}
 
-
-def _near(a, b, rtol: float = 1e-6, atol: float = 1e-12) -> bool:
-    """expect.near with this module's tighter default tolerances."""
-    return expect.near(a, b, rtol=rtol, atol=atol)
 
 
 # ------------------------------------------------------------ 05-residual-backward
-def _block_forward(x, W, b):
-    """y = x + relu(x W + b), from operations Tensors share (autograd reference)."""
-    return x + (x @ W + b).relu()
+def _block_forward(x, W, b, s: float):
+    """y = x + s·(relu(x) W + b), the lesson's block, from Tensor ops (the reference)."""
+    return x + (x.relu() @ W + b) * s
 
 
-def _engine_block_grads(dout, x, W, b) -> tuple[np.ndarray, ...]:
-    """The same block from the engine's layers: nn.Residual(Linear, ReLU)."""
+def _engine_block_grads(dout, x, W, b, s: float) -> tuple[np.ndarray, ...]:
+    """The same block from the engine's layers: nn.Residual(ReLU, Linear), scale s."""
     from backprop_course import Tensor, nn
     d = x.shape[1]
     lin = nn.Linear(d, d)
     lin.weight.data, lin.bias.data = W.copy(), b.copy()
-    block = nn.Residual(nn.Sequential(lin, nn.ReLU()))
+    block = nn.Residual(nn.Sequential(nn.ReLU(), lin), scale=s)
     xt = Tensor(x.copy(), requires_grad=True)
     block(xt).backward(dout)
     return xt.grad, lin.weight.grad, lin.bias.grad
 
 
-def _masked_grads(dout, x, W, mask, identity: bool = True) -> tuple[np.ndarray, ...]:
-    """(dx, dW, db) of the block when the ReLU mask is ``mask`` (right or wrong)."""
-    dz = dout * mask
-    return ((dout if identity else 0) + dz @ W.T, x.T @ dz, dz.sum(axis=0))
-
-
-_MASK_Y_HINT = ("the ReLU mask is taken from the block's output y = x + relu(z): the "
-                "ReLU's gradient is 1 where its own input z = x W + b is > 0")
-_MASK_X_HINT = ("the ReLU mask is taken from x: the ReLU acts on the pre-activation "
-                "z = x W + b, so the mask is (z > 0)")
+def _variant_grads(dout, x, W, s: float, mask, a=None, identity: bool = True,
+                   s_branch: float | None = None) -> tuple[np.ndarray, ...]:
+    """(dx, dW, db) of the block computed with a (right or wrong) ReLU mask, input a
+    of the Linear layer and scale s_branch on the branch."""
+    a = np.maximum(x, 0) if a is None else a
+    du = dout * (s if s_branch is None else s_branch)
+    return ((dout if identity else 0) + (du @ W.T) * mask, a.T @ du, du.sum(axis=0))
 
 
 @exercise(
     "05-residual-backward",
-    title="Backward through a residual block",
+    title="Backward through the lesson's residual block",
     notebook=NOTEBOOK,
     answer="residual_backward",
     hints=[
-        "Name the steps of the forward pass: z = x W + b, a = relu(z), y = x + a. "
-        "x reaches y along two paths (the skip and the branch), so dx is the sum of "
-        "two terms.",
-        "The skip path is the identity: it contributes dout itself to dx. The branch: "
-        "dz = dout · (z > 0), with the mask taken from the pre-activation z, not from "
-        "y or x.",
-        "Then the Linear layer's backward: dW = xᵀ dz (shape (D, D)), db = dz summed "
-        "over the batch axis (shape (D,)), and the branch's part of dx is dz Wᵀ.",
-        "`z = x @ W + b`; `dz = dout * (z > 0)`; "
-        "`return dout + dz @ W.T, x.T @ dz, dz.sum(axis=0)`.",
+        "Name the steps of the forward pass: a = relu(x), u = a W + b, y = x + s·u. "
+        "x reaches y along two paths (the skip, and the branch through a), so dx is the "
+        "sum of two terms.",
+        "Go back one step at a time: du = s·dout (the scale multiplies the branch, so "
+        "it multiplies its gradient too). The Linear layer: dW = aᵀ du, db = du summed "
+        "over the batch axis, da = du Wᵀ.",
+        "Through the ReLU: its gradient is 1 where its own input, x, is > 0. The skip "
+        "adds dout unchanged: dx = dout + da · (x > 0).",
+        "`a = np.maximum(x, 0)`; `du = s * dout`; "
+        "`return dout + (du @ W.T) * (x > 0), a.T @ du, du.sum(axis=0)`.",
     ],
 )
 def _check_residual_backward(residual_backward, rng):
-    def draw(n: int, d: int, shift: float = 0.0):
-        """x, W, b, dout with no pre-activation within 1e-3 of the ReLU's kink."""
+    def draw(n: int, d: int):
+        """x, W, b, dout with no x within 1e-3 of the ReLU's kink."""
         while True:
             x = rng.normal(size=(n, d))
-            W = rng.normal(size=(d, d)) / np.sqrt(d)
-            b = rng.normal(size=d) * 0.5 + shift
-            if np.all(np.abs(x @ W + b) > 1e-3):
-                return x, W, b, rng.normal(size=(n, d))
+            if np.all(np.abs(x) > 1e-3):
+                W = rng.normal(size=(d, d)) / np.sqrt(d)
+                return x, W, rng.normal(size=d) * 0.5, rng.normal(size=(n, d))
 
     n, d = int(rng.integers(3, 7)), int(rng.integers(3, 7))
     if n == d:
         n += 1
-    cases = [(*draw(n, d), "a batch"),
-             (*draw(1, int(rng.integers(3, 7))), "a batch of one"),
-             (*draw(int(rng.integers(3, 7)), 1), "D = 1"),
-             (*draw(d, d, shift=-0.7), "N = D, most units off")]
-    for x, W, b, dout, label in cases:
+    depth = int(rng.integers(4, 60))
+    cases = [(*draw(n, d), 1 / np.sqrt(depth), f"a batch, s = 1/√{depth}"),
+             (*draw(1, int(rng.integers(3, 7))), float(rng.uniform(0.2, 0.8)),
+              "a batch of one"),
+             (*draw(int(rng.integers(3, 7)), 1), 0.5, "D = 1, s = 0.5"),
+             (*draw(d, d), 1.0, "N = D, s = 1")]
+    for x, W, b, dout, s, label in cases:
         n, d = x.shape
-        name = f"residual_backward(dout, x, W, b) with x of shape {x.shape} ({label})"
+        name = (f"residual_backward(dout, x, W, b, s={s:.4g}) with x of shape {x.shape} "
+                f"({label})")
         with expect.autograd_watch() as used:
-            dx, dW, db = expect.call(residual_backward, dout, x, W, b, name=name,
+            dx, dW, db = expect.call(residual_backward, dout, x, W, b, s, name=name,
                                      returns=(tuple, list), length=3)
         if used:
             raise CheckFailure(
                 f"{name} called Tensor.backward: this exercise asks for the backward "
-                "pass by hand, with numpy", hint="write z = x @ W + b and go back "
-                "through the block's two paths (hint() has the steps)", kind="wrong")
-        rx, rW, rb = expect.grad_of(_block_forward, x, W, b, upstream=dout)
-        ex, eW, eb = _engine_block_grads(dout, x, W, b)
-        assert _near(ex, rx, 1e-9, 1e-12) and _near(eW, rW, 1e-9, 1e-12) and \
-            _near(eb, rb, 1e-9, 1e-12), "nn.Residual disagrees with the Tensor-op reference"
-        z = x @ W + b
-        y = x + np.maximum(z, 0)
-        mask = (z > 0).astype(float)
-        from_y = _masked_grads(dout, x, W, (y > 0).astype(float))
-        from_x = _masked_grads(dout, x, W, (x > 0).astype(float))
-        no_mask = _masked_grads(dout, x, W, np.ones_like(z))
-        dz = dout * mask
+                "pass by hand, with numpy", hint="write a = relu(x), u = a W + b, "
+                "y = x + s·u and go back through the steps (hint() has them)",
+                kind="wrong")
+        rx, rW, rb = expect.grad_of(lambda x, W, b: _block_forward(x, W, b, s),
+                                    x, W, b, upstream=dout)
+        ex, eW, eb = _engine_block_grads(dout, x, W, b, s)
+        assert expect.near(ex, rx, 1e-9, 1e-12) and expect.near(eW, rW, 1e-9, 1e-12) \
+            and expect.near(eb, rb, 1e-9, 1e-12), \
+            "nn.Residual disagrees with the Tensor-op reference"
+        a = np.maximum(x, 0)
+        mask = (x > 0).astype(float)
+        y = x + s * (a @ W + b)
+        du = s * dout
+        scaled = s != 1.0
+        variants = {   # (dx, dW, db) of a wrong derivation -> its hint
+            "mask_y": (_variant_grads(dout, x, W, s, (y > 0).astype(float)),
+                       "the ReLU mask is taken from the block's output y: the ReLU acts "
+                       "on x (this block is pre-activation, relu first), so the mask is "
+                       "(x > 0)"),
+            "mask_z": (_variant_grads(dout, x, W, s, (x @ W + b > 0).astype(float)),
+                       "the ReLU mask comes from x W + b, as in a block relu(x W + b): "
+                       "this lesson's block applies relu to x first, so the mask is "
+                       "(x > 0)"),
+            "no_mask": (_variant_grads(dout, x, W, s, np.ones_like(x)),
+                        "the ReLU mask is left out: the branch's gradient reaches x only "
+                        "where x > 0, so da · (x > 0)"),
+            "no_s": (_variant_grads(dout, x, W, s, mask, s_branch=1.0),
+                     "the scale s is left out of the branch: y = x + s·u, so "
+                     "du = s·dout, and every gradient through the branch carries s"),
+            "s2": (_variant_grads(dout, x, W, s, mask, s_branch=s * s),
+                   "s is applied twice: du = s·dout, once"),
+            "x_not_a": (_variant_grads(dout, x, W, s, mask, a=x),
+                        "dW uses x: the Linear layer's input is a = relu(x), so "
+                        "dW = relu(x)ᵀ du"),
+        }
 
-        def wrong_masks(k: int) -> dict:
-            return {
-                (lambda g, e: _near(from_x[k], from_y[k]) and not _near(from_x[k], e)
-                 and _near(g, from_x[k])):
-                    "the ReLU mask is taken from x (or from the output y, the same on "
-                    "these inputs): the ReLU acts on the pre-activation z = x W + b, "
-                    "so the mask is (z > 0)",
-                (lambda g, e: not _near(from_y[k], e) and _near(g, from_y[k])):
-                    _MASK_Y_HINT,
-                (lambda g, e: not _near(from_x[k], e) and _near(g, from_x[k])):
-                    _MASK_X_HINT,
-                (lambda g, e: not _near(no_mask[k], e) and _near(g, no_mask[k])):
-                    "the ReLU mask is left out: the gradient only flows back through "
-                    "the ReLU where z = x W + b > 0, so dz = dout · (z > 0)",
-            }
+        def wrong(k: int, *skip: str) -> dict:
+            out = {}
+            for key, (grads, text) in variants.items():
+                if key in skip or (key in ("no_s", "s2") and not scaled):
+                    continue
+                out[(lambda g, e, v=grads[k]: not expect.near(v, e, **TIGHT)
+                     and expect.near(g, v, **TIGHT))] = text
+            return out
         expect.close(dx, rx, what=f"dx ({label}, shape {x.shape})", rtol=1e-6,
-                     hint="dx = dout (the skip) + dz Wᵀ (the branch), dz = dout · (z > 0)",
+                     hint="dx = dout (the skip) + (s·dout Wᵀ) · (x > 0) (the branch)",
                      hint_if={
-            expect.equals(dz @ W.T,
+            expect.equals((du @ W.T) * mask,
                 "the identity term is missing: the skip path passes dout to x unchanged, "
-                "so dx = dout + dz Wᵀ (branch only gives dz Wᵀ)"): None,
-            expect.equals(dout + dz @ W,
-                "W is not transposed: the branch's part of dx is dz @ W.T (z = x W, so "
-                "dz/dx brings in Wᵀ)"): None,
-            expect.equals(dz @ W,
-                "the identity term is missing and W is not transposed: "
-                "dx = dout + dz @ W.T"): None,
-            expect.equals(dout - dz @ W.T,
-                "the branch's part has the wrong sign: dx = dout + dz Wᵀ, both paths "
-                "add"): None,
-            expect.equals(dout + mask @ W.T,
-                "the upstream gradient is left out of dz: multiply the mask by dout, "
-                "dz = dout · (z > 0)"): None,
-            expect.equals(dout * mask + dz @ W.T,
+                "so dx = dout + (du Wᵀ)·(x > 0)"): None,
+            expect.equals(dout + (du @ W) * mask,
+                "W is not transposed: u = a W, so the branch's part of dx is "
+                "du @ W.T (masked)"): None,
+            expect.equals(dout - (du @ W.T) * mask,
+                "the branch's part has the wrong sign: both paths add"): None,
+            expect.equals((dout + du @ W.T) * mask,
                 "the ReLU mask is applied to the skip path too: the identity passes "
                 "dout unchanged, only the branch is masked"): None,
-            expect.equals((dout + dout @ W.T) * mask,
-                "the mask is applied after the sum: dx = dout + (dout · (z > 0)) Wᵀ"): None,
-            **wrong_masks(0),
+            **wrong(0, "x_not_a"),
         })
         expect.close(dW, rW, what=f"dW ({label}, shape {W.shape})", rtol=1e-6, batch=n,
-                     hint="dW = xᵀ dz with dz = dout · (z > 0)", hint_if={
-            expect.equals(x.T @ dout, "the ReLU mask is left out of dW: dW = xᵀ (dout · (z > 0))"):
-                None,
-            expect.equals(x.T @ mask, "the upstream gradient is left out: dW = xᵀ dz with "
-                            "dz = dout · (z > 0)"): None,
-            expect.equals(dz.T @ x, "the transpose is on the wrong factor: dW = x.T @ dz, "
+                     hint="dW = relu(x)ᵀ du with du = s·dout", hint_if={
+            expect.equals(du.T @ a, "the transpose is on the wrong factor: dW = a.T @ du, "
                           "shape (D, D) like W"): None,
-            **wrong_masks(1),
+            **wrong(1, "mask_y", "mask_z", "no_mask"),
         })
         expect.close(db, rb, what=f"db ({label}, shape {b.shape})", rtol=1e-6, batch=n,
-                     hint_if={
+                     hint="db = du summed over the batch axis, du = s·dout", hint_if={
             (lambda g, e: np.shape(g) == (n, d)):
-                "db has the shape of b, (D,): b is added to every row, so sum dz over "
-                "the batch axis, dz.sum(axis=0)",
+                "db has the shape of b, (D,): b is added to every row, so sum du over "
+                "the batch axis, du.sum(axis=0)",
             (lambda g, e: np.shape(g) == (n,)):
-                "summed over the wrong axis: db = dz.sum(axis=0), shape (D,)",
-            expect.equals(dout.sum(axis=0), "the ReLU mask is left out of db: "
-                                  "db = (dout · (z > 0)).sum(axis=0)"): None,
-            **wrong_masks(2),
+                "summed over the wrong axis: db = du.sum(axis=0), shape (D,)",
+            (lambda g, e: n > 1 and expect.near(g, du.mean(axis=0), **TIGHT)):
+                "this is the mean over the rows; b is added to every row, so its "
+                "gradient is their sum",
+            **wrong(2, "mask_y", "mask_z", "no_mask", "x_not_a"),
         })
-    return ("batches of 1 and more, D = 1, N = D with most units off; dx, dW, db vs "
+    return ("batches of 1 and more, D = 1, N = D, several scales s; dx, dW, db vs "
             "nn.Residual and finite differences")
 
 
@@ -206,7 +205,7 @@ def _engine_jacobian(Js, d: int, residual: bool) -> np.ndarray:
     if out is h0:                                # no layers: h_L is h_0
         return np.eye(d)
     out.backward(np.eye(d))
-    if not _near(out.data, h0.grad.T, 1e-10, 1e-12):
+    if not expect.near(out.data, h0.grad.T, 1e-10, 1e-12):
         raise AssertionError("the engine's forward and backward Jacobians disagree")
     return h0.grad.T
 
@@ -265,7 +264,8 @@ def _check_end_to_end_jacobian(end_to_end_jacobian, rng):
             raise
         expected = _formula_jacobian(Js, d, residual)
         engine = _engine_jacobian(Js, d, residual)
-        assert _near(engine, expected, 1e-9, 1e-12), "autograd disagrees with the formula"
+        assert expect.near(engine, expected, 1e-9, 1e-12), \
+            "autograd disagrees with the formula"
         eye = np.eye(d)
         factors = [(eye + J) if residual else J for J in Js]
         rev = reduce(np.matmul, factors[::-1], eye)
@@ -274,33 +274,37 @@ def _check_end_to_end_jacobian(end_to_end_jacobian, rng):
             (lambda g, e: n_layers == 0 and np.shape(g) == ()):
                 "with L = 0, M is the identity matrix np.eye(D) of shape (D, D), "
                 "not a number",
-            (lambda g, e: n_layers == 0 and _near(g, np.zeros((d, d)))):
+            (lambda g, e: n_layers == 0 and expect.near(g, np.zeros((d, d)), **TIGHT)):
                 "with L = 0 the product of no matrices is the identity, not zero: "
                 "start from M = np.eye(D)",
-            (lambda g, e: n_layers > 1 and d > 1 and not _near(rev, e) and _near(g, rev)):
+            (lambda g, e: n_layers > 1 and d > 1 and not expect.near(rev, e, **TIGHT)
+                 and expect.near(g, rev, **TIGHT)):
                 "the product is in reverse order: h_0 meets J_1 first and each block "
                 "multiplies the row vector on the right, so M = J_1 @ J_2 @ ... @ J_L",
-            (lambda g, e: d > 1 and not _near(e.T, e) and _near(g, e.T)):
+            (lambda g, e: d > 1 and not expect.near(e.T, e, **TIGHT)
+                 and expect.near(g, e.T, **TIGHT)):
                 "this is Mᵀ: with row vectors h_L = h_0 @ M, M = J_1 @ ... @ J_L "
                 "(the column-vector convention would give the transpose)",
-            (lambda g, e: residual and n_layers > 0 and _near(g, other)):
+            (lambda g, e: residual and n_layers > 0 and expect.near(g, other, **TIGHT)):
                 "the identity is forgotten: a residual block maps h to h + h J_l = "
                 "h (I + J_l), so multiply by (I + J_l), not J_l",
-            (lambda g, e: not residual and n_layers > 0 and _near(g, other)):
+            (lambda g, e: not residual and n_layers > 0 and expect.near(g, other, **TIGHT)):
                 "these blocks are plain (residual=False): h → h J_l, no identity term",
-            (lambda g, e: residual and n_layers > 1 and d > 1 and _near(
-                g, eye + reduce(np.matmul, Js))):
+            (lambda g, e: residual and n_layers > 1 and d > 1 and expect.near(
+                g, eye + reduce(np.matmul, Js), **TIGHT)):
                 "the identity is added once, to the whole product: each residual block "
                 "has its own skip, so M = (I + J_1) @ ... @ (I + J_L)",
-            (lambda g, e: n_layers > 1 and _near(g, eye * residual + sum(Js))):
+            (lambda g, e: n_layers > 1
+                 and expect.near(g, eye * residual + sum(Js), **TIGHT)):
                 "this is a sum of the J's: blocks applied one after the other multiply, "
                 "M = " + ("(I + J_1) @ ... @ (I + J_L)" if residual
                           else "J_1 @ J_2 @ ... @ J_L")
                 + " (I + ΣJ is only the first-order part)",
-            (lambda g, e: n_layers > 1 and _near(g, reduce(np.multiply, factors))):
+            (lambda g, e: n_layers > 1
+                 and expect.near(g, reduce(np.multiply, factors), **TIGHT)):
                 "this is the elementwise product (*): the matrices multiply with @",
-            (lambda g, e: n_layers > 1 and residual and _near(
-                g, eye + reduce(np.multiply, Js))):
+            (lambda g, e: n_layers > 1 and residual and expect.near(
+                g, eye + reduce(np.multiply, Js), **TIGHT)):
                 "this is the elementwise product (*): the matrices multiply with @",
         }
         expect.close(got, expected,
@@ -364,7 +368,8 @@ def _expected_weight(width: int, seed) -> np.ndarray:
 def _weights_hint(weight: np.ndarray, width: int, seed: int) -> str:
     from backprop_course import nn
     for init in ("xavier", "naive"):
-        if _near(weight, nn.Linear(width, width, init=init, rng=seed).weight.data):
+        other = nn.Linear(width, width, init=init, rng=seed).weight.data
+        if expect.near(weight, other, **TIGHT):
             return (f"these are {init} weights: the block uses He initialisation, "
                     "nn.Linear(width, width, init=\"he\", rng=rng)")
     if np.isclose(np.std(weight), np.sqrt(2 / width), rtol=0.5) and width >= 4:
@@ -396,7 +401,8 @@ def _forward_case(block, name: str, W, b, x: np.ndarray, dout: np.ndarray, label
     out_ref = ref(xr)
     out_ref.backward(dout)
     want = x + np.maximum(x, 0) @ W.data + b.data
-    assert _near(out_ref.data, want, 1e-10, 1e-12), "nn.Residual disagrees with the formula"
+    assert expect.near(out_ref.data, want, 1e-10, 1e-12), \
+        "nn.Residual disagrees with the formula"
 
     for p in (W, b):
         p.grad = None
@@ -522,7 +528,7 @@ def _check_residual_block(ResidualBlock, rng):
                 f"two blocks built with {name} have different weights",
                 hint="pass rng on to the layer, nn.Linear(width, width, init=\"he\", "
                      "rng=rng): the same seed must give the same weights", kind="wrong")
-        if not _near(W.data, _expected_weight(width, seed), 1e-12, 0):
+        if not expect.near(W.data, _expected_weight(width, seed), 1e-12, 0):
             raise CheckFailure(
                 f"{name}: the weight is not the one nn.Linear({width}, {width}, "
                 f"init=\"he\", rng={seed}) draws", hint=_weights_hint(W.data, width, seed),
@@ -552,7 +558,8 @@ def _check_residual_block(ResidualBlock, rng):
     g_seed = int(rng.integers(2 ** 31))
     block, name = _construct(ResidualBlock, width, rng=np.random.default_rng(g_seed))
     W, _ = _block_params(block, name, width)
-    if not _near(W.data, _expected_weight(width, np.random.default_rng(g_seed)), 1e-12, 0):
+    expected_W = _expected_weight(width, np.random.default_rng(g_seed))
+    if not expect.near(W.data, expected_W, 1e-12, 0):
         raise CheckFailure(f"{name}: with a Generator as rng, the weight is not the one "
                            "nn.Linear draws from it",
                            hint=_weights_hint(W.data, width, g_seed),

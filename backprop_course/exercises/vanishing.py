@@ -1,7 +1,9 @@
 """Checks for lesson 04, vanishing and exploding gradients.
 
     layer_grad_norms(model, X, y)        -> [‖dL/dW_1‖, ..., ‖dL/dW_L‖], input side first
-    init_std(fan_in, fan_out, scheme)    -> std: xavier √(2/(fan_in+fan_out)), he √(2/fan_in)
+    init_std(fan_in, fan_out, scheme, negative_slope=0.0)
+                                         -> std: xavier √(2/(fan_in+fan_out)),
+                                            he √(2/((1+α²) fan_in)) (leaky ReLU, slope α)
     clip_grad_norm(grads, max_norm)      -> (clipped, total), one global norm for all arrays
     layer_norm_backward(dout, x, gamma)  -> (dx, dgamma, dbeta), by hand with numpy
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import numpy as np
 
@@ -22,11 +25,9 @@ from backprop_course.exercises.feedback import CheckFailure
 from backprop_course.exercises.registry import exercise
 
 NOTEBOOK = "04_vanishing_gradients"
+#: expect.near's tolerances for telling a known wrong answer from the right one
+TIGHT = {"rtol": 1e-6, "atol": 1e-12}
 
-
-def _near(a, b, rtol: float = 1e-6, atol: float = 1e-12) -> bool:
-    """expect.near with this module's tighter default tolerances."""
-    return expect.near(a, b, rtol=rtol, atol=atol)
 
 
 # ------------------------------------------------------------- 04-layer-grad-norms
@@ -69,7 +70,7 @@ def _crosscheck_grads(model, X: np.ndarray, y: np.ndarray, grads: list[np.ndarra
             finally:
                 W.data = old
         num = expect.numerical_grad(loss_at, W.data.copy())
-        if not _near(num, grads[k], rtol=1e-4, atol=1e-8):
+        if not expect.near(num, grads[k], rtol=1e-4, atol=1e-8):
             raise AssertionError("reference gradient disagrees with finite differences")
 
 
@@ -137,33 +138,36 @@ def _grad_norm_call(layer_grad_norms, model, X, y, label: str, stale=None,
                           for g, b in zip(grads, bias_grads)])
     biases = [b for b in bias_grads if b is not None]
     hints = {
-        (lambda g, e: second_call and _near(g, 2 * e, rtol=1e-5)):
+        (lambda g, e: second_call and expect.near(g, 2 * e, rtol=1e-5, atol=1e-12)):
             _ZERO_GRAD_HINT + " (this second call on the same batch returned norms "
                               "twice as big)",
         (lambda g, e: stale is not None
-         and _near(g, _norms([a + s for a, s in zip(grads, stale)]), rtol=1e-5)):
+        
+              and expect.near(g, _norms([a + s for a, s in zip(grads, stale)]),
+                         rtol=1e-5, atol=1e-12)):
             _ZERO_GRAD_HINT + " (this model arrived with gradients left over)",
         expect.equals(expected ** 2, "these are squared norms: the Frobenius norm is the square "
                            "root of the sum of squares, `np.sqrt((g ** 2).sum())` or "
                            "`np.linalg.norm(g)`"): None,
-        (lambda g, e: len(e) > 1 and _near(g, e[::-1])):
+        (lambda g, e: len(e) > 1 and expect.near(g, e[::-1], **TIGHT)):
             "the order is reversed: list the layers from the input side, the order "
             "`model.modules()` gives them",
-        (lambda g, e: n_bias > 0 and not _near(with_bias, e)
-         and _near(g, with_bias, rtol=1e-5)):
+        (lambda g, e: n_bias > 0 and not expect.near(with_bias, e, **TIGHT)
+         and expect.near(g, with_bias, rtol=1e-5, atol=1e-12)):
             "the bias gradient is counted in: return the norm of each Linear layer's "
             "weight gradient only, `m.weight.grad`",
-        (lambda g, e: n_bias == len(layers) and _near(g, _norms(biases))):
+        (lambda g, e: n_bias == len(layers) and expect.near(g, _norms(biases), **TIGHT)):
             "these are the biases' gradient norms: use `m.weight.grad`",
-        (lambda g, e: _near(g, _norms([m.weight.data for m in layers]))):
+        (lambda g, e: expect.near(g, _norms([m.weight.data for m in layers]), **TIGHT)):
             "these are the norms of the weights themselves: take the norm of "
             "`m.weight.grad`, the gradient",
-        (lambda g, e: _near(g, np.array([np.abs(a).sum() for a in grads]))):
+        (lambda g, e: expect.near(g, np.array([np.abs(a).sum() for a in grads]), **TIGHT)):
             "this is the sum of absolute values (L1): the Frobenius norm is "
             "√(Σ g²), `np.linalg.norm(g)`",
-        (lambda g, e: _near(g, np.array([np.abs(a).max() for a in grads]))):
+        (lambda g, e: expect.near(g, np.array([np.abs(a).max() for a in grads]), **TIGHT)):
             "this is the largest entry: the Frobenius norm is √(Σ g²) over all entries",
-        (lambda g, e: _near(g, np.array([np.sqrt(np.mean(a ** 2)) for a in grads]))):
+        (lambda g, e: expect.near(g, np.array([np.sqrt(np.mean(a ** 2)) for a in grads]),
+                                  **TIGHT)):
             "this is the root-mean-square entry: take √ of the sum of squares, not the "
             "mean",
     }
@@ -234,20 +238,35 @@ def _check_layer_grad_norms(layer_grad_norms, rng):
 _UNKNOWN_SCHEMES = ("zeros", "orthogonal", "normal", "uniform", "xavier-he", "")
 
 
+def _he_std(fan_in: int, negative_slope: float) -> float:
+    """He's rule for a leaky ReLU: Var(W) = 2 / ((1 + α²) fan_in)."""
+    return math.sqrt(2 / ((1 + negative_slope ** 2) * fan_in))
+
+
+def _measured_gain(negative_slope: float, rng) -> float:
+    """E[f(z)²] / Var(z) for z ~ N(0, 1), by sampling: the check's own cross-check that
+    the rule it expects keeps the signal (should be (1 + α²)/2)."""
+    z = rng.standard_normal(200_000)
+    return float(np.mean(np.where(z > 0, z, negative_slope * z) ** 2))
+
+
 @exercise(
     "04-init-std",
-    title="Xavier and He initialisation",
+    title="Initialisation for a leaky ReLU",
     notebook=NOTEBOOK,
     answer="init_std",
     hints=[
-        "Both rules pick the variance of the weights; the function returns the "
-        "standard deviation, the square root of the variance.",
-        "Xavier (Glorot & Bengio 2010): Var(W) = 2 / (fan_in + fan_out). "
-        "He (He et al. 2015): Var(W) = 2 / fan_in (fan_out does not appear).",
-        "Any other scheme name is a mistake of the caller: "
-        "`raise ValueError(f\"unknown scheme {scheme!r}\")`.",
+        "Start from the lesson's Var(z) = fan_in · Var(W) · E[x²], with x = f(z_prev) "
+        "the previous layer's activation, and ask for Var(z) = Var(z_prev).",
+        "For z_prev symmetric around 0: half of the time f(z) = z, half of the time "
+        "f(z) = α z. So E[f(z)²] = ½ Var(z) + ½ α² Var(z). With α = 0 this is ReLU's "
+        "½ Var(z), which gave He's 2 / fan_in.",
+        "So Var(W) = 2 / ((1 + α²) · fan_in), and the function returns its square root, "
+        "the standard deviation. Xavier stays √(2 / (fan_in + fan_out)).",
         "`if scheme == \"xavier\": return math.sqrt(2 / (fan_in + fan_out))`; "
-        "`if scheme == \"he\": return math.sqrt(2 / fan_in)`; otherwise raise ValueError.",
+        "`if scheme == \"he\": return math.sqrt(2 / ((1 + negative_slope ** 2) * fan_in))`;"
+        " "
+        "otherwise raise ValueError.",
     ],
 )
 def _check_init_std(init_std, rng):
@@ -256,41 +275,74 @@ def _check_init_std(init_std, rng):
     def widths() -> tuple[int, int]:
         a, b = (int(v) for v in rng.choice(np.arange(2, 513), size=2, replace=False))
         return a, b
-    cases = [("xavier", *widths()), ("he", *widths()), ("he", 1, int(rng.integers(3, 50))),
-             ("xavier", int(rng.integers(3, 50)), 1), ("xavier", *widths()),
-             ("he", *widths())]
-    for scheme, fan_in, fan_out in cases:
-        name = f"init_std({fan_in}, {fan_out}, {scheme!r})"
-        got = expect.call(init_std, fan_in, fan_out, scheme, name=name, returns=float)
-        want = nn.init_std(fan_in, fan_out, scheme)
-        assert abs(want - math.sqrt(2 / (fan_in + (fan_out if scheme == "xavier" else 0)))
-                   ) < 1e-12, "engine init_std disagrees with the formula"
+    slopes = [float(rng.uniform(0.05, 0.6)), float(rng.uniform(0.05, 0.6))]
+    cases = [("xavier", *widths(), None), ("he", *widths(), None),
+             ("he", *widths(), slopes[0]), ("he", 1, int(rng.integers(3, 50)), slopes[1]),
+             ("he", *widths(), 1.0), ("xavier", int(rng.integers(3, 50)), 1, None),
+             ("he", *widths(), 0.0)]
+    for scheme, fan_in, fan_out, alpha in cases:
+        kwargs: dict[str, Any] = {} if alpha is None else {"negative_slope": alpha}
+        shown = "" if alpha is None else f", negative_slope={alpha:.4g}"
+        name = f"init_std({fan_in}, {fan_out}, {scheme!r}{shown})"
+        got = expect.call(init_std, fan_in, fan_out, scheme, name=name, returns=float,
+                          **kwargs)
+        a = 0.0 if alpha is None else alpha
+        want = _he_std(fan_in, a) if scheme == "he" else math.sqrt(2 / (fan_in + fan_out))
+        if a == 0.0:
+            assert abs(want - nn.init_std(fan_in, fan_out, scheme)) < 1e-12, \
+                "engine init_std disagrees with the formula"
+        if scheme == "he":     # the rule keeps the signal: fan_in Var(W) E[f(z)²] = 1
+            assert abs(fan_in * want ** 2 * _measured_gain(a, rng) - 1) < 0.02, \
+                "the expected rule does not keep the signal's variance"
         other = "he" if scheme == "xavier" else "xavier"
         hints = {
-            expect.equals(want ** 2, "this is the variance: return its square root, the standard "
-                           "deviation"): None,
-            expect.equals(0.0, "0: an integer division? `2 // fan_in` is 0; use `2 / fan_in`"): None,
-            expect.equals(nn.init_std(fan_in, fan_out, other),
-                f"this is the {other} rule; {scheme!r} asks for "
-                + ("√(2 / (fan_in + fan_out))" if scheme == "xavier" else "√(2 / fan_in)")):
-                None,
+            expect.equals(want ** 2, "this is the variance: return its square root, the "
+                          "standard deviation"): None,
+            expect.equals(0.0, "0: an integer division? `2 // fan_in` is 0; use "
+                          "`2 / fan_in`"): None,
             expect.equals(math.sqrt(1 / fan_in),
-                "this is √(1 / fan_in) (LeCun's rule): the numerator is 2"): None,
-            expect.equals(math.sqrt(1 / (fan_in + fan_out)),
-                "this is √(1 / (fan_in + fan_out)): Xavier's numerator is 2"): None,
+                          "this is √(1 / fan_in) (LeCun's rule): the activation passes on "
+                          "only part of the variance, so the weights must make up for it")
+            if a != 1.0 else None: None,
             expect.equals(math.sqrt(2 / fan_out),
-                "this uses fan_out: He's rule is √(2 / fan_in), the number of inputs "
-                "of each unit"): None,
+                          "this uses fan_out: He's rule counts each unit's inputs, "
+                          "fan_in"): None,
             expect.equals(math.sqrt(3) * want,
-                "this is √3 × the std, the limit a of the uniform U(-a, a) with that "
-                "variance: return the std itself"): None,
-            expect.equals(1 / want, "this is 1 / std: the fan goes in the denominator, "
-                          "√(2 / fan_in)"): None,
+                          "this is √3 × the std, the limit a of the uniform U(-a, a) with "
+                          "that variance: return the std itself"): None,
+            expect.equals(1 / want, "this is 1 / std: the fan goes in the denominator"):
+                None,
         }
+        hints = {k: v for k, v in hints.items() if k is not None}
+        if scheme == "xavier":
+            hints[expect.equals(math.sqrt(1 / (fan_in + fan_out)),
+                                "this is √(1 / (fan_in + fan_out)): Xavier's numerator "
+                                "is 2")] = None
+            hints[expect.equals(_he_std(fan_in, 0.0), "this is the he rule; 'xavier' asks "
+                                "for √(2 / (fan_in + fan_out))")] = None
+        else:
+            hints[expect.equals(math.sqrt(2 / (fan_in + fan_out)),
+                                f"this is the {other} rule; 'he' asks for the variance "
+                                "that keeps the signal through the (leaky) ReLU")] = None
+        if scheme == "he" and 0 < a < 1:    # (at α = 1 these coincide with the answer)
+            hints[expect.equals(_he_std(fan_in, 0.0),
+                  f"this is He's rule for a plain ReLU: with negative_slope = {a:.4g} "
+                  "the negative half passes α·z, which keeps α² of its variance, so the "
+                  "activation keeps more than ½ of E[z²] and the weights need less")] = None
+            hints[expect.equals(math.sqrt(2 / ((1 + a) * fan_in)),
+                  "this uses (1 + α): the negative half is multiplied by α, so its "
+                  "variance by α², giving (1 + α²)")] = None
+            hints[expect.equals(math.sqrt(2 * (1 + a ** 2) / fan_in),
+                  "(1 + α²) is in the numerator: the more variance the activation keeps, "
+                  "the smaller the weights must be, Var(W) = 2 / ((1 + α²) fan_in)")] = None
+            hints[expect.equals(math.sqrt(2 / ((1 - a ** 2) * fan_in)),
+                  "the sign in (1 + α²) is wrong: the negative half adds α² of its "
+                  "variance")] = None
         expect.close(got, want, what=name, rtol=1e-9, hint_if=hints)
     for scheme in rng.choice(_UNKNOWN_SCHEMES, size=2, replace=False):
         _expect_value_error(init_std, 64, 32, str(scheme))
-    return "xavier and he for random fans (1 among them), unknown schemes raise ValueError"
+    return ("xavier, he for ReLU and for leaky ReLUs of several slopes, random fans "
+            "(1 among them), unknown schemes raise ValueError")
 
 
 def _expect_value_error(init_std, fan_in: int, fan_out: int, scheme: str) -> None:
@@ -331,7 +383,8 @@ def _engine_clip(grads: list[np.ndarray], max_norm: float) -> tuple[list[np.ndar
     clipped = [p.grad for p in params]
     scale = max_norm / _global_norm(grads) if _global_norm(grads) > max_norm else 1.0
     if abs(total - _global_norm(grads)) > 1e-9 * max(1.0, total) or not all(
-            _near(a, g * scale, rtol=1e-12) for a, g in zip(clipped, grads)):
+            expect.near(a, g * scale, rtol=1e-12, atol=1e-12)
+            for a, g in zip(clipped, grads)):
         raise AssertionError("optim.clip_grad_norm_ disagrees with the formula")
     return clipped, total
 
@@ -413,7 +466,7 @@ def _check_clip_grad_norm(clip_grad_norm, rng):
             expect.equals(float(np.sum(_norms(before))),
                 "this is the sum of the arrays' norms; the global norm is √ of the sum "
                 "of all squares, √(Σ‖g‖²)"): None,
-            (lambda gg, e: clipping and _near(gg, max_norm)):
+            (lambda gg, e: clipping and expect.near(gg, max_norm, **TIGHT)):
                 "this is the norm after clipping (max_norm): return the total measured "
                 "before clipping",
             expect.equals(float(np.max(_norms(before))) if len(before) > 1 else -1.0,
@@ -433,19 +486,22 @@ def _check_clip_grad_norm(clip_grad_norm, rng):
                                    kind="type")
             hint_if = {
                 (lambda gg, e, i=i: clipping and len(before) > 1
-                 and not _near(own[i], e) and _near(gg, own[i])):
+                 and not expect.near(own[i], e, **TIGHT)
+                      and expect.near(gg, own[i], **TIGHT)):
                     "each array was clipped by its own norm: use one scale "
                     "max_norm / total for all of them, with total the global norm",
                 (lambda gg, e, x=x: not clipping and s > 0 and max_norm != s
-                 and _near(gg, x * max_norm / s)):
+                 and expect.near(gg, x * max_norm / s, **TIGHT)):
                     "scaled up: a gradient whose norm is already below max_norm is "
                     "returned unchanged (clip only when total > max_norm)",
-                (lambda gg, e, x=x: clipping and _near(gg, x * max_norm / s ** 2)):
+                (lambda gg, e, x=x: clipping
+                     and expect.near(gg, x * max_norm / s ** 2, **TIGHT)):
                     "divided by the squared norm: total = √(Σ g²), then scale by "
                     "max_norm / total",
-                (lambda gg, e, x=x: clipping and _near(gg, x * s / max_norm)):
+                (lambda gg, e, x=x: clipping
+                     and expect.near(gg, x * s / max_norm, **TIGHT)):
                     "the scale is upside down: multiply by max_norm / total (< 1)",
-                (lambda gg, e, x=x: clipping and _near(gg, x)):
+                (lambda gg, e, x=x: clipping and expect.near(gg, x, **TIGHT)):
                     f"not clipped: the total norm {ref_total:.4g} is above max_norm = "
                     f"{max_norm:.4g}, so multiply every array by max_norm / total",
             }
@@ -494,12 +550,13 @@ def _engine_ln(dout, x, gamma, beta, eps: float) -> tuple[np.ndarray, ...]:
 def _variant_hints(k: int, unbiased, outside, default_eps) -> dict:
     """Hints for output k (0: dx, 1: dgamma) of three wrong forward passes."""
     return {
-        (lambda g, e: unbiased[k] is not None and _near(g, unbiased[k])):
+        (lambda g, e: unbiased[k] is not None and expect.near(g, unbiased[k], **TIGHT)):
             "this is what the unbiased variance (÷ (D - 1)) gives: LayerNorm uses "
             "the biased variance, the mean of (x - μ)², ÷ D (np.var's default)",
-        (lambda g, e: _near(g, outside[k])):
+        (lambda g, e: expect.near(g, outside[k], **TIGHT)):
             "eps goes inside the square root: √(σ² + eps), not √σ² + eps",
-        (lambda g, e: default_eps[k] is not None and _near(g, default_eps[k])):
+        (lambda g, e: default_eps[k] is not None
+             and expect.near(g, default_eps[k], **TIGHT)):
             "the eps argument is ignored: use the eps the function is given "
             "(the check passes eps=0.5 here)",
     }
@@ -556,11 +613,12 @@ def _check_layernorm_backward(layer_norm_backward, rng):
                                         x, gamma, beta, upstream=dout)
         for r, num in zip((rx, rg, rb), numeric):     # the rows of dx sum to 0: an
             scale = 1.0 + float(np.abs(r).max())      # absolute tolerance, scaled
-            assert _near(num, r, rtol=1e-5, atol=1e-6 * scale), \
+            assert expect.near(num, r, rtol=1e-5, atol=1e-6 * scale), \
                 "autograd disagrees with finite differences"
         ex, eg, eb = _engine_ln(dout, x, gamma, beta, e)
-        assert _near(ex, rx, 1e-8, 1e-10) and _near(eg, rg, 1e-8, 1e-10) and \
-            _near(eb, rb, 1e-8, 1e-10), "nn.LayerNorm disagrees with the Tensor-op reference"
+        assert expect.near(ex, rx, 1e-8, 1e-10) and expect.near(eg, rg, 1e-8, 1e-10) and \
+            expect.near(eb, rb, 1e-8, 1e-10), \
+            "nn.LayerNorm disagrees with the Tensor-op reference"
         mu = x.mean(axis=1, keepdims=True)
         var = x.var(axis=1, keepdims=True)
         xhat = (x - mu) / np.sqrt(var + e)
@@ -583,15 +641,16 @@ def _check_layernorm_backward(layer_norm_backward, rng):
             expect.equals((dxhat - xhat * (dxhat * xhat).mean(axis=1, keepdims=True)) / std,
                 "μ is treated as a constant: x − μ depends on every x of the row, so "
                 "subtract the row mean of dx̂ as well"): None,
-            (lambda g, ex_: not _near(_ln_grads(dout, x, np.ones(d), e)[0], ex_)
-             and _near(g, _ln_grads(dout, x, np.ones(d), e)[0])):
+            (lambda g, ex_: not expect.near(_ln_grads(dout, x, np.ones(d), e)[0], ex_,
+                                            **TIGHT)
+             and expect.near(g, _ln_grads(dout, x, np.ones(d), e)[0], **TIGHT)):
                 "the factor γ is left out of dx: the gradient reaching x̂ is dx̂ = dout·γ",
             **_variant_hints(0, unbiased, outside, default_eps),
         })
         expect.close(dgamma, rg, what=f"dgamma ({label}, shape {gamma.shape})", rtol=1e-6,
                      batch=n, hint_if={
-            (lambda g, ex_: np.shape(g) == (n,) and (n != d or _near(g, (dout * xhat)
-                                                                        .sum(axis=1)))):
+            (lambda g, ex_: np.shape(g) == (n,)
+             and (n != d or expect.near(g, (dout * xhat).sum(axis=1), **TIGHT))):
                 "summed over the wrong axis: γ is shared by the N rows, so "
                 "dγ = (dout·x̂).sum(axis=0), shape (D,)",
             (lambda g, ex_: np.shape(g) == (n, d)):
@@ -608,12 +667,13 @@ def _check_layernorm_backward(layer_norm_backward, rng):
         })
         expect.close(dbeta, rb, what=f"dbeta ({label}, shape {gamma.shape})", rtol=1e-6,
                      batch=n, hint_if={
-            (lambda g, ex_: np.shape(g) == (n,) and (n != d or _near(g, dout.sum(axis=1)))):
+            (lambda g, ex_: np.shape(g) == (n,)
+                 and (n != d or expect.near(g, dout.sum(axis=1), **TIGHT))):
                 "summed over the wrong axis: β is shared by the N rows, so "
                 "dβ = dout.sum(axis=0), shape (D,)",
             (lambda g, ex_: np.shape(g) == (n, d)):
                 "dβ has the shape of β, (D,): sum dout over the batch axis (axis 0)",
-            (lambda g, ex_: n > 1 and _near(g, dout.mean(axis=0))):
+            (lambda g, ex_: n > 1 and expect.near(g, dout.mean(axis=0), **TIGHT)):
                 "this is the mean of the rows; β is added to every row, so its gradient "
                 "is their sum",
         })
