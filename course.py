@@ -67,6 +67,10 @@ def test() -> int:
     setup("test")
     pytest = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider"]
     steps = [
+        # lint (ruff) and type-check (mypy); settings in pyproject.toml
+        [PYTHON, "-m", "ruff", "check", "backprop_course", "tests", "benchmarks",
+         "course.py"],
+        [PYTHON, "-m", "mypy"],
         # exercises/ must be exactly what `release` makes from solutions/
         [PYTHON, "-m", "backprop_course.cli", "release", "--check"],
         # lessons are committed executed: re-run them and compare outputs

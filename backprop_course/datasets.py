@@ -15,12 +15,13 @@ arrays of shape ``(n,)``, ready for ``losses.cross_entropy(logits, y)``.
 from __future__ import annotations
 
 import functools
-import math
 import numbers
 from importlib import resources
 from typing import NamedTuple
 
 import numpy as np
+
+from backprop_course import arguments
 
 __all__ = [
     "Digits",
@@ -40,30 +41,9 @@ SeedLike = int | np.random.Generator  # a seed, or a generator to draw from
 # ---------------------------------------------------------------- argument checks
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_nonneg(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _rng(seed) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(
-            f"seed must be a non-negative integer or a numpy Generator, got {seed!r}"
-        )
-    return np.random.default_rng(int(seed))
+def _rng(seed: SeedLike) -> np.random.Generator:
+    """A data set must be the same on every machine: no unseeded default."""
+    return arguments.as_rng(seed, allow_none=False, name="seed")
 
 
 # ---------------------------------------------------------------- handwritten digits
@@ -178,10 +158,10 @@ def spirals(
     ``(n_per_class * n_classes, 2)``; ``y`` int64, grouped by class (shuffle for
     mini-batches). With ``n_classes=2`` the arms are point reflections of each other.
     """
-    n = _check_int("n_per_class", n_per_class, 1)
-    k = _check_int("n_classes", n_classes, 2)
-    noise = _check_nonneg("noise", noise)
-    turns = _check_nonneg("turns", turns)
+    n = arguments.integer(n_per_class, "n_per_class", 1)
+    k = arguments.integer(n_classes, "n_classes", 2)
+    noise = arguments.nonnegative(noise, "noise")
+    turns = arguments.nonnegative(turns, "turns")
     rng = _rng(seed)
     r = np.linspace(0.0, 1.0, n)
     X = np.empty((n * k, 2))
@@ -203,8 +183,8 @@ def moons(
     coordinates. ``n`` >= 2 points, ``n // 2`` in class 1 and the rest in class 0.
     Returns ``X`` float64 (n, 2) and ``y`` int64 (n,), grouped by class.
     """
-    n = _check_int("n", n, 2)
-    noise = _check_nonneg("noise", noise)
+    n = arguments.integer(n, "n", 2)
+    noise = arguments.nonnegative(noise, "noise")
     rng = _rng(seed)
     n1 = n // 2
     n0 = n - n1
@@ -231,8 +211,8 @@ def circles(
     ``noise``. ``n`` >= 2 points, ``n // 2`` in class 1. No line separates them, but
     the radius does. Returns ``X`` float64 (n, 2), ``y`` int64 (n,), grouped by class.
     """
-    n = _check_int("n", n, 2)
-    noise = _check_nonneg("noise", noise)
+    n = arguments.integer(n, "n", 2)
+    noise = arguments.nonnegative(noise, "noise")
     if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not (
         0 < factor < 1
     ):
@@ -272,7 +252,7 @@ def one_hot(labels, num_classes: int) -> np.ndarray:
 
     Row ``i`` is all zeros except a 1.0 in column ``labels[i]``.
     """
-    num_classes = _check_int("num_classes", num_classes, 1)
+    num_classes = arguments.integer(num_classes, "num_classes", 1)
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D, got shape {labels.shape}")

@@ -67,7 +67,14 @@ def gradcheck(f: Callable[..., Tensor], *inputs: Tensor, h: float = 1e-6) -> flo
         if t.dtype != np.float64:
             raise ValueError(f"gradcheck needs float64 inputs, got {t.dtype}")
         t.zero_grad()
-    f(*inputs).sum().backward()
+    out = f(*inputs)
+    if not isinstance(out, Tensor):
+        raise TypeError(
+            f"gradcheck: f returned a {type(out).__module__}.{type(out).__name__}, not "
+            "a Tensor, so there is no graph to take the gradient of. Build f from "
+            "Tensor operations (t.exp(), t @ W, t.sum()) rather than numpy functions "
+            "on t.data (np.exp(t.data)), and return the Tensor")
+    out.sum().backward()
     worst = 0.0
     for t in wrt:
         def f_of_t(x: np.ndarray, t: Tensor = t) -> float:

@@ -26,13 +26,12 @@ at initialisation and after a few SGD steps.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from backprop_course import losses, nn, optim
+from backprop_course import arguments, losses, nn, optim
 from backprop_course.tensor import Tensor
 
 __all__ = ["GradientFlow", "gradient_flow", "ACTIVATIONS", "INITS", "task"]
@@ -77,6 +76,11 @@ class GradientFlow:
         return not bool(np.all(np.isfinite(self.losses)))
 
 
+def _grad_of(p: Tensor) -> np.ndarray:
+    """p.grad, or zeros if the loss did not reach p."""
+    return np.zeros_like(p.data) if p.grad is None else p.grad
+
+
 def task(width: int = 32, batch: int = 128, seed: int = 0
          ) -> tuple[np.ndarray, np.ndarray]:
     """The fixed problem every depth is measured on.
@@ -92,12 +96,6 @@ def task(width: int = 32, batch: int = 128, seed: int = 0
     return X, np.argmax(X @ teacher, axis=1)
 
 
-def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
-    if not isinstance(value, str) or value.lower() not in choices:
-        raise ValueError(f"unknown {what} {value!r}; use one of {', '.join(choices)}")
-    return value.lower()
-
-
 def gradient_flow(depth: int, activation: str = "relu", init: str = "he",
                   residual: bool = False, steps: int = 5, lr: float = 0.05,
                   width: int = 32, batch: int = 128, seed: int = 0,
@@ -111,13 +109,10 @@ def gradient_flow(depth: int, activation: str = "relu", init: str = "he",
     s = ``residual_scale`` (default 1/√depth, which keeps the sum of depth
     branches from growing exponentially without normalisation layers).
     """
-    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
-        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
-    activation = _check_choice(activation, ACTIVATIONS, "activation")
-    init = _check_choice(init, INITS, "init")
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-    depth = int(depth)
+    depth = arguments.integer(depth, "depth", minimum=1)
+    activation = arguments.choice(activation, ACTIVATIONS, "activation")
+    init = arguments.choice(init, INITS, "init")
+    steps = arguments.integer(steps, "steps", minimum=0)
     scale = 1.0 / math.sqrt(depth) if residual_scale is None else float(residual_scale)
     net = nn.MLP([width] * (depth + 1), activation=activation, init=init,
                  residual=bool(residual), residual_scale=scale, rng=seed)
@@ -138,7 +133,7 @@ def gradient_flow(depth: int, activation: str = "relu", init: str = "he",
         if not math.isfinite(value):
             return math.nan, np.full(depth, np.nan)
         loss.backward()
-        norms = np.array([np.linalg.norm(m.weight.grad) for m in linears])
+        norms = np.array([np.linalg.norm(_grad_of(m.weight)) for m in linears])
         return value, np.where(np.isfinite(norms), norms, np.nan)
 
     history: list[float] = []

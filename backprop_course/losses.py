@@ -17,13 +17,9 @@ from typing import Any, Union
 
 import numpy as np
 
-from backprop_course.tensor import Tensor, stable_log_softmax
+from backprop_course.tensor import Tensor, as_tensor, stable_log_softmax
 
 __all__ = ["mse", "sse", "cross_entropy"]
-
-
-def _as_tensor(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 def _check_same_shape(pred: Tensor, target: Tensor, name: str) -> None:
@@ -38,7 +34,7 @@ def mse(pred: Tensor, target: Union[Tensor, np.ndarray]) -> Tensor:
 
         L = (1/n) Σᵢ (predᵢ - targetᵢ)²,   dL/dpredᵢ = (2/n) (predᵢ - targetᵢ)
     """
-    pred, target = _as_tensor(pred), _as_tensor(target)
+    pred, target = as_tensor(pred), as_tensor(target)
     _check_same_shape(pred, target, "mse")
     return ((pred - target) ** 2).mean()
 
@@ -51,7 +47,7 @@ def sse(pred: Tensor, target: Union[Tensor, np.ndarray]) -> Tensor:
     Rumelhart, Hinton & Williams (1986) write E = ½ Σ (y - d)², whose
     gradient is (y - d): to use their learning rates, minimise ``0.5 * sse``.
     """
-    pred, target = _as_tensor(pred), _as_tensor(target)
+    pred, target = as_tensor(pred), as_tensor(target)
     _check_same_shape(pred, target, "sse")
     return ((pred - target) ** 2).sum()
 
@@ -92,17 +88,17 @@ def cross_entropy(logits: Tensor, labels: Union[np.ndarray, list, Tensor]) -> Te
     ``log_softmax`` subtracts each row's max first, so logits like 1000 give
     finite numbers (e^1000 would overflow to inf).
 
-    The loss is one node whose backward is the formula above, the one lesson
-    03 derives by hand. Built from Tensor ops it would read
+    The loss is one node whose backward is the formula above: lesson 03's
+    formula, which learners derive by hand (softmax minus one-hot, over N),
+    so the engine's cross-entropy is the very maths they wrote. Built from
+    Tensor ops it would read
 
         onehot = np.eye(C)[y]
         L = -(logits.log_softmax(axis=1) * onehot).sum() / N
 
-    with the same numbers (tests/test_losses.py checks that) but three nodes
-    and twice the numpy calls: one node is about 2% of a training step of an
-    MLP (benchmarks/bench_training_step.py).
+    with the same numbers (tests/test_losses.py checks that).
     """
-    logits = _as_tensor(logits)
+    logits = as_tensor(logits)
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must have shape (N, C), one row of "
                          f"class scores per example, got shape {logits.shape}")
@@ -115,10 +111,10 @@ def cross_entropy(logits: Tensor, labels: Union[np.ndarray, list, Tensor]) -> Te
     rows = np.arange(n)
     loss = -log_probs[rows, labels].sum() / n       # -(1/N) Σ log p(correct class)
 
-    def _backward(grad: np.ndarray) -> None:        # (softmax - onehot) / N, times g
+    def backward(grad: np.ndarray) -> None:         # (softmax - onehot) / N, times g
         dz = np.exp(log_probs)                      # softmax, a new array of our own
         dz[rows, labels] -= 1
         dz *= grad / n
         logits._accumulate(dz)
-    return logits._child(np.asarray(loss), (logits,), "cross_entropy", _backward,
-                         (log_probs,))
+    return logits._child(np.asarray(loss), (logits,), "cross_entropy", backward,
+                         saved=(log_probs,))

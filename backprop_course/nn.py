@@ -16,15 +16,15 @@ operations, and ``loss.backward()`` finds every parameter through the graph.
 from __future__ import annotations
 
 import math
-import numbers
 from types import SimpleNamespace
 from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
-from backprop_course.tensor import Tensor, affine
+from backprop_course import arguments
+from backprop_course.arguments import RngLike, as_rng
+from backprop_course.tensor import Tensor, as_tensor
 
-RngLike = Union[None, int, np.random.Generator]
 DTypeLike = Union[type, np.dtype, str]
 
 __all__ = [
@@ -34,28 +34,11 @@ __all__ = [
 ]
 
 
-def _as_rng(rng: RngLike) -> np.random.Generator:
-    """A numpy Generator from a seed (int), a Generator, or None (fresh, unseeded)."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None:
-        return np.random.default_rng()
-    if isinstance(rng, bool) or not isinstance(rng, numbers.Integral) or rng < 0:
-        raise ValueError(f"rng must be None, a seed (int >= 0) or a numpy Generator, "
-                         f"got {rng!r}")
-    return np.random.default_rng(int(rng))
-
-
 def _float_dtype(dtype: DTypeLike) -> np.dtype:
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
     return dt
-
-
-def _as_tensor(x: Any) -> Tensor:
-    """Let layers take numpy arrays too: wrap them as constant Tensors."""
-    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 # =================================================================== initialisation
@@ -111,9 +94,8 @@ def init_std(fan_in: int, fan_out: int, scheme: str = "he") -> float:
     (0.1414, 0.0707)
     """
     rule, _ = _lookup_scheme(scheme)
-    for name, n in (("fan_in", fan_in), ("fan_out", fan_out)):
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"init: {name} must be a positive integer, got {n!r}")
+    arguments.integer(fan_in, "fan_in", minimum=1, who="init")
+    arguments.integer(fan_out, "fan_out", minimum=1, who="init")
     return math.sqrt(_VARIANCE_RULES[rule](fan_in, fan_out))
 
 
@@ -129,7 +111,7 @@ def init_weight(fan_in: int, fan_out: int, scheme: str = "he", rng: RngLike = No
     """
     std = init_std(fan_in, fan_out, scheme)
     _, distribution = _lookup_scheme(scheme)
-    rng = _as_rng(rng)
+    rng = as_rng(rng)
     if distribution == "normal":
         w = rng.normal(0.0, std, size=(fan_in, fan_out))
     else:
@@ -141,14 +123,14 @@ def init_weight(fan_in: int, fan_out: int, scheme: str = "he", rng: RngLike = No
 def _uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
               rng: RngLike = None) -> Tensor:
     """Refill ``tensor`` with U(a, b) samples (PyTorch: nn.init.uniform_)."""
-    tensor.data = _as_rng(rng).uniform(a, b, size=tensor.shape).astype(tensor.dtype)
+    tensor.data = as_rng(rng).uniform(a, b, size=tensor.shape).astype(tensor.dtype)
     return tensor
 
 
 def _normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
              rng: RngLike = None) -> Tensor:
     """Refill ``tensor`` with N(mean, std²) samples (PyTorch: nn.init.normal_)."""
-    tensor.data = _as_rng(rng).normal(mean, std, size=tensor.shape).astype(tensor.dtype)
+    tensor.data = as_rng(rng).normal(mean, std, size=tensor.shape).astype(tensor.dtype)
     return tensor
 
 
@@ -293,13 +275,15 @@ class Linear(Module):
         self.out_features = out_features
         self.init = init
         self.weight = Tensor(init_weight(in_features, out_features, init, rng, dtype),
-                             requires_grad=True)
+                             requires_grad=True,
+                             label=f"Linear({in_features}, {out_features}).weight")
         self.bias: Optional[Tensor] = (
-            Tensor(np.zeros(out_features, dtype=dtype), requires_grad=True)
+            Tensor(np.zeros(out_features, dtype=dtype), requires_grad=True,
+                   label=f"Linear({in_features}, {out_features}).bias")
             if bias else None)
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        x = _as_tensor(x)
+        x = as_tensor(x)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r} got input of shape {x.shape}: its last axis "
                              f"must have {self.in_features} features")
@@ -307,7 +291,9 @@ class Linear(Module):
             raise TypeError(f"{self!r} holds {self.weight.dtype} weights but got "
                             f"{x.dtype} input; convert it, e.g. "
                             f"x.astype(np.{self.weight.dtype})")
-        return affine(x, self.weight, self.bias)          # x @ W + b, one node
+        if self.bias is None:
+            return x @ self.weight
+        return x @ self.weight + self.bias
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -321,7 +307,7 @@ class ReLU(Module):
     """max(0, x), entry by entry; gradient 1 where x > 0, else 0."""
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        return _as_tensor(x).relu()
+        return as_tensor(x).relu()
 
 
 class LeakyReLU(Module):
@@ -331,7 +317,7 @@ class LeakyReLU(Module):
         self.negative_slope = negative_slope
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        return _as_tensor(x).leaky_relu(self.negative_slope)
+        return as_tensor(x).leaky_relu(self.negative_slope)
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
@@ -344,7 +330,7 @@ class ELU(Module):
         self.alpha = alpha
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        return _as_tensor(x).elu(self.alpha)
+        return as_tensor(x).elu(self.alpha)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
@@ -354,21 +340,21 @@ class Tanh(Module):
     """tanh(x); gradient 1 - tanh²(x), at most 1 (at x = 0)."""
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        return _as_tensor(x).tanh()
+        return as_tensor(x).tanh()
 
 
 class Sigmoid(Module):
     """σ(x) = 1 / (1 + e⁻ˣ); gradient σ(1 - σ), at most 0.25 (at x = 0)."""
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        return _as_tensor(x).sigmoid()
+        return as_tensor(x).sigmoid()
 
 
 class Identity(Module):
     """Returns its input: the "no activation" activation."""
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        return _as_tensor(x)
+        return as_tensor(x)
 
 
 #: activation names MLP understands
@@ -388,13 +374,15 @@ def _normalize(centred: Tensor, var: Any, eps: float,
     too) the first part has zero mean and unit variance; weight and bias
     (None: left out) let the network learn any other scale and shift."""
     y = centred * (var + eps) ** -0.5
-    return y if weight is None else y * weight + bias
+    if weight is None or bias is None:
+        return y
+    return y * weight + bias
 
 
 def _scale_and_shift(n: int, dtype: np.dtype) -> tuple[Tensor, Tensor]:
     """A normalisation layer's learned weight (starts at 1) and bias (at 0)."""
-    return (Tensor(np.ones(n, dtype), requires_grad=True),
-            Tensor(np.zeros(n, dtype), requires_grad=True))
+    return (Tensor(np.ones(n, dtype), requires_grad=True, label="weight"),
+            Tensor(np.zeros(n, dtype), requires_grad=True, label="bias"))
 
 
 class LayerNorm(Module):
@@ -411,14 +399,16 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape: int, eps: float = 1e-5,
                  elementwise_affine: bool = True, dtype: DTypeLike = np.float64) -> None:
         dtype = _float_dtype(dtype)
-        self.normalized_shape = _positive_int(normalized_shape, "LayerNorm",
-                                              "normalized_shape")
+        self.normalized_shape = arguments.integer(normalized_shape, "normalized_shape",
+                                                  minimum=1, who="LayerNorm")
         self.eps = eps
-        self.weight, self.bias = (_scale_and_shift(self.normalized_shape, dtype)
-                                  if elementwise_affine else (None, None))
+        self.weight: Optional[Tensor] = None
+        self.bias: Optional[Tensor] = None
+        if elementwise_affine:
+            self.weight, self.bias = _scale_and_shift(self.normalized_shape, dtype)
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        x = _as_tensor(x)
+        x = as_tensor(x)
         if x.ndim == 0 or x.shape[-1] != self.normalized_shape:
             raise ValueError(f"{self!r} got input of shape {x.shape}: its last axis "
                              f"must have {self.normalized_shape} features")
@@ -450,20 +440,21 @@ class BatchNorm1d(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  affine: bool = True, dtype: DTypeLike = np.float64) -> None:
         dtype = _float_dtype(dtype)
-        self.num_features = _positive_int(num_features, "BatchNorm1d", "num_features")
-        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) \
-                or not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"BatchNorm1d: momentum must be in [0, 1], got {momentum!r}")
+        self.num_features = arguments.integer(num_features, "num_features", minimum=1,
+                                              who="BatchNorm1d")
+        self.momentum = arguments.fraction(momentum, "momentum", who="BatchNorm1d",
+                                           one_allowed=True)
         self.eps = eps
-        self.momentum = float(momentum)
-        self.weight, self.bias = (_scale_and_shift(self.num_features, dtype)
-                                  if affine else (None, None))
+        self.weight: Optional[Tensor] = None
+        self.bias: Optional[Tensor] = None
+        if affine:
+            self.weight, self.bias = _scale_and_shift(self.num_features, dtype)
         # buffers, not parameters: plain arrays that no gradient reaches
         self.running_mean = np.zeros(num_features, dtype)
         self.running_var = np.ones(num_features, dtype)
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        x = _as_tensor(x)
+        x = as_tensor(x)
         if x.ndim != 2 or x.shape[1] != self.num_features:
             raise ValueError(f"{self!r} got input of shape {x.shape}: it needs "
                              f"(batch, {self.num_features})")
@@ -475,23 +466,17 @@ class BatchNorm1d(Module):
                                  ".eval() to use the running statistics")
             mean = x.mean(axis=0)
             centred = x - mean
-            var = (centred ** 2).mean(axis=0)
+            batch_var = (centred ** 2).mean(axis=0)
             m = self.momentum
             self.running_mean = (1 - m) * self.running_mean + m * mean.data
-            self.running_var = (1 - m) * self.running_var + m * var.data * n / (n - 1)
-        else:
-            centred, var = x - self.running_mean, self.running_var
-        return _normalize(centred, var, self.eps, self.weight, self.bias)
+            self.running_var = (1 - m) * self.running_var + m * batch_var.data * n / (n - 1)
+            return _normalize(centred, batch_var, self.eps, self.weight, self.bias)
+        centred = x - self.running_mean
+        return _normalize(centred, self.running_var, self.eps, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}, "
                 f"affine={self.weight is not None}")
-
-
-def _positive_int(n: Any, who: str, name: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"{who}: {name} must be a positive integer, got {n!r}")
-    return int(n)
 
 
 # =================================================================== containers
@@ -512,9 +497,10 @@ class Sequential(Module):
         self.layers: list[Module] = list(modules)
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        out = as_tensor(x)
         for layer in self.layers:
-            x = layer(x)
-        return x
+            out = layer(out)
+        return out
 
     def __getitem__(self, index: Union[int, slice]) -> Module:
         if isinstance(index, slice):
@@ -552,7 +538,7 @@ class Residual(Module):
         self.scale = scale
 
     def forward(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        x = _as_tensor(x)
+        x = as_tensor(x)
         fx = self.module(x)
         if fx.shape != x.shape:
             raise ValueError(
@@ -590,12 +576,17 @@ class MLP(Sequential):
                  init: str = "he", residual: bool = False, residual_scale: float = 1.0,
                  bias: bool = True, rng: RngLike = None,
                  dtype: DTypeLike = np.float64) -> None:
-        sizes = list(sizes)
+        if not isinstance(sizes, (list, tuple)):
+            raise TypeError(f"MLP(sizes): sizes is the list of layer widths, input "
+                            f"first and output last, e.g. nn.MLP([{sizes!r}, 16, 1]) "
+                            f"for {sizes!r} inputs; got {sizes!r}")
+        sizes = [arguments.integer(n, f"sizes[{i}]", minimum=1, who="MLP")
+                 for i, n in enumerate(sizes)]
         if len(sizes) < 2:
             raise ValueError(f"MLP needs at least an input and an output size, "
                              f"got sizes={sizes}")
         make_activation = _activation_class(activation)
-        rng = _as_rng(rng)
+        rng = as_rng(rng)
         layers: list[Module] = [Linear(sizes[0], sizes[1], bias, init, rng, dtype)]
         n_linear = len(sizes) - 1
         for i in range(1, n_linear):

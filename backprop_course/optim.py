@@ -9,28 +9,21 @@ The loop is always the same::
         loss.backward()                 # fills p.grad for every parameter p
         opt.step()                      # p.data changes, p.grad is read
 
-An optimiser first gives each parameter a private copy of its data, then
-updates that copy *in place* (``p.data -= lr * v``):
-
-* a Tensor made from a numpy array shares its memory (``Tensor(W0)``), so
-  without the copy the training would silently overwrite ``W0``, and a second
-  run "from the same W0" would start from the trained weights;
-* a fresh array per parameter per step costs far more than the arithmetic:
-  the memory allocator hands the pages back and faults them in again
-  (about 20% of a whole training step in benchmarks/bench_training_step.py).
-
-So ``p.data`` changes under you: to record weights during training, store
-``p.data.copy()``. Parameters whose ``grad`` is None (not used by the loss)
-are left alone.
+Each ``step()`` reads like its update rule: ``p.data = p.data - lr * v``
+makes a new array and assigns it, so an array you kept (``w0 = p.data``) keeps
+the old numbers, and a graph that saved the old weights refuses a later
+``backward()`` (the step came between its forward and backward pass; see
+:mod:`backprop_course.tensor`). Parameters whose ``grad`` is None (not used by
+the loss) are left alone.
 """
 from __future__ import annotations
 
 import math
-import numbers
-from typing import Iterable, Optional, Union
+from typing import Iterable, Union
 
 import numpy as np
 
+from backprop_course.arguments import fraction, positive
 from backprop_course.tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "clip_grad_norm_"]
@@ -39,35 +32,19 @@ Params = Union[Tensor, Iterable[Tensor]]
 
 
 def _param_list(params: Params, who: str) -> list[Tensor]:
-    params = [params] if isinstance(params, Tensor) else list(params)
+    if hasattr(params, "parameters") and not isinstance(params, Tensor):
+        raise TypeError(f"{who} got a {type(params).__name__} module: pass its "
+                        f"parameters, {who}(net.parameters(), ...)")
+    try:
+        params = [params] if isinstance(params, Tensor) else list(params)
+    except TypeError:
+        raise TypeError(f"{who}: params must be a list of Tensors (net.parameters()), "
+                        f"got {type(params).__name__}") from None
     for i, p in enumerate(params):
         if not isinstance(p, Tensor):
             raise TypeError(f"{who}: parameter {i} is a {type(p).__name__}, not a "
                             "Tensor (pass net.parameters())")
     return params
-
-
-def _check_positive(value: float, name: str, who: str) -> float:
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not math.isfinite(value) or value <= 0):
-        raise ValueError(f"{who}: {name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _check_unit_interval(value: float, name: str, who: str) -> float:
-    """0 <= value < 1 (a decay rate)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not 0.0 <= value < 1.0:
-        raise ValueError(f"{who}: {name} must be in [0, 1), got {value!r}")
-    return float(value)
-
-
-def _descend(p: Tensor, step: np.ndarray) -> None:
-    """p.data -= step, in place (a read-only array is replaced instead)."""
-    if p.data.flags.writeable:
-        p.data -= step
-    else:
-        p.data = p.data - step
 
 
 class Optimizer:
@@ -85,9 +62,7 @@ class Optimizer:
             if not p.requires_grad:
                 raise ValueError(f"{who}: parameter {i} (shape {p.shape}) has "
                                  "requires_grad=False, so it never gets a gradient")
-        self.lr = _check_positive(lr, "lr", who)
-        for p in self.params:                  # private, writeable (see module doc)
-            p.data = p.data.copy()
+        self.lr = positive(lr, "lr", who)
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient before the next backward()."""
@@ -110,19 +85,18 @@ class SGD(Optimizer):
 
     def __init__(self, params: Params, lr: float, momentum: float = 0.0) -> None:
         super().__init__(params, lr)
-        self.momentum = _check_unit_interval(momentum, "momentum", "SGD")
-        self.velocity: list[Optional[np.ndarray]] = [None] * len(self.params)
+        self.momentum = fraction(momentum, "momentum", "SGD")
+        self.velocity = [np.zeros_like(p.data) for p in self.params]
 
     def step(self) -> None:
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
-            step = p.grad
             if self.momentum:
-                v = self.velocity[i]
-                step = p.grad if v is None else self.momentum * v + p.grad
-                self.velocity[i] = step
-            _descend(p, self.lr * step)
+                self.velocity[i] = self.momentum * self.velocity[i] + p.grad
+                p.data = p.data - self.lr * self.velocity[i]
+            else:
+                p.data = p.data - self.lr * p.grad
 
 
 class RMSprop(Optimizer):
@@ -138,8 +112,8 @@ class RMSprop(Optimizer):
     def __init__(self, params: Params, lr: float = 0.01, alpha: float = 0.99,
                  eps: float = 1e-8) -> None:
         super().__init__(params, lr)
-        self.alpha = _check_unit_interval(alpha, "alpha", "RMSprop")
-        self.eps = _check_positive(eps, "eps", "RMSprop")
+        self.alpha = fraction(alpha, "alpha", "RMSprop")
+        self.eps = positive(eps, "eps", "RMSprop")
         self.square_avg = [np.zeros_like(p.data) for p in self.params]
 
     def step(self) -> None:
@@ -149,7 +123,7 @@ class RMSprop(Optimizer):
             g = p.grad
             s = self.alpha * self.square_avg[i] + (1 - self.alpha) * g * g
             self.square_avg[i] = s
-            _descend(p, self.lr * g / (np.sqrt(s) + self.eps))
+            p.data = p.data - self.lr * g / (np.sqrt(s) + self.eps)
 
 
 class Adam(Optimizer):
@@ -169,9 +143,9 @@ class Adam(Optimizer):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"Adam: betas must be a pair (beta1, beta2), "
                              f"got {betas!r}")
-        self.beta1 = _check_unit_interval(betas[0], "betas[0]", "Adam")
-        self.beta2 = _check_unit_interval(betas[1], "betas[1]", "Adam")
-        self.eps = _check_positive(eps, "eps", "Adam")
+        self.beta1 = fraction(betas[0], "betas[0]", "Adam")
+        self.beta2 = fraction(betas[1], "betas[1]", "Adam")
+        self.eps = positive(eps, "eps", "Adam")
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
         self.steps = [0] * len(self.params)      # t, counted per parameter
@@ -188,7 +162,7 @@ class Adam(Optimizer):
             self.v[i] = b2 * self.v[i] + (1 - b2) * g * g
             m_hat = self.m[i] / (1 - b1 ** t)
             v_hat = self.v[i] / (1 - b2 ** t)
-            _descend(p, self.lr * m_hat / (np.sqrt(v_hat) + self.eps))
+            p.data = p.data - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
 def clip_grad_norm_(params: Params, max_norm: float) -> float:
@@ -203,11 +177,11 @@ def clip_grad_norm_(params: Params, max_norm: float) -> float:
     into. (PyTorch divides by total + 1e-6; we divide by total exactly.)
     """
     params = _param_list(params, "clip_grad_norm_")
-    max_norm = _check_positive(max_norm, "max_norm", "clip_grad_norm_")
-    grads = [p for p in params if p.grad is not None]
-    total = math.sqrt(sum(float(np.sum(p.grad.astype(np.float64) ** 2)) for p in grads))
+    max_norm = positive(max_norm, "max_norm", "clip_grad_norm_")
+    grads = {i: p.grad for i, p in enumerate(params) if p.grad is not None}
+    total = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64)))
+                          for g in grads.values()))
     if total > max_norm:
-        scale = max_norm / total
-        for p in grads:
-            p.grad = p.grad * p.grad.dtype.type(scale)
+        for i, g in grads.items():
+            params[i].grad = g * (max_norm / total)   # a new array, of g's dtype
     return total

@@ -18,6 +18,7 @@ from typing import Callable, Union
 from backprop_course.graph import topological_order
 
 Number = Union[int, float]
+_MAX_EXP = math.log(1.7976931348623157e308)       # e^x overflows a float above this
 
 
 def _no_backward(grad: float) -> None:
@@ -43,11 +44,11 @@ class Value:
         if not isinstance(data, numbers.Real):
             raise TypeError(
                 f"Value(...) takes a real number, got {type(data).__name__}: {data!r}")
-        self.data = float(data)
-        self.grad = 0.0
-        self.label = label
-        self._prev = _prev          # the Values this one was computed from
-        self._op = _op              # how: "+", "*", "tanh", ...
+        self.data: float = float(data)
+        self.grad: float = 0.0
+        self.label: str = label
+        self._prev: tuple[Value, ...] = _prev   # the Values this one was computed from
+        self._op: str = _op              # how: "+", "*", "tanh", ...
         # _backward(grad) adds grad * (local derivative) to each child's .grad
         self._backward: Callable[[float], None] = _no_backward
 
@@ -59,9 +60,12 @@ class Value:
             return other
         if isinstance(other, numbers.Real):
             return Value(other)
+        hint = (" A Tensor belongs to the array engine: use Tensor throughout "
+                "(Tensor(v.data) is a constant with this Value's number), or Value "
+                "throughout" if type(other).__name__ == "Tensor" else "")
         raise TypeError(
             f"unsupported operand for Value {op}: {type(other).__name__} ({other!r}); "
-            "use a number or a Value")
+            f"use a number or a Value.{hint}")
 
     def __repr__(self) -> str:
         name = f"{self.label}: " if self.label else ""
@@ -94,14 +98,22 @@ class Value:
                 "Value ** Value is not supported: the exponent must be a number. "
                 "For x ** y with a Value y, write (y * x.log()).exp()")
         if not isinstance(exponent, numbers.Real):
-            raise TypeError(f"Value ** {type(exponent).__name__}: exponent must be a number")
+            raise TypeError(f"Value ** {type(exponent).__name__}: the exponent must "
+                            "be a number")
         k = float(exponent)
         if self.data < 0 and not k.is_integer():
             raise ValueError(
-                f"Value ** {k:g}: a negative base ({self.data:g}) needs an integer exponent")
+                f"Value ** {k:g}: a negative base ({self.data:g}) needs an integer "
+                "exponent")
         if self.data == 0 and k < 0:
             raise ZeroDivisionError(f"Value ** {k:g}: 0 to a negative power is undefined")
-        out = Value(self.data ** k, (self,), f"**{k:g}")
+        try:
+            result = self.data ** k
+        except OverflowError:
+            raise OverflowError(f"Value ** {k:g}: {self.data:g} ** {k:g} is larger than "
+                                "the largest float (about 1.8e308): the values grew out "
+                                "of range (a learning rate too large?)") from None
+        out = Value(result, (self,), f"**{k:g}")
 
         def _backward(grad: float) -> None:   # d(x^k)/dx = k x^(k-1)
             self.grad += k * self.data ** (k - 1) * grad
@@ -134,6 +146,12 @@ class Value:
         return self._lift(other, "/") / self
 
     def exp(self) -> "Value":
+        if self.data > _MAX_EXP:
+            raise OverflowError(
+                f"Value.exp: e^{self.data:g} is larger than the largest float "
+                f"(about 1.8e308, e^{_MAX_EXP:.2f}). An input this large usually means "
+                "the values grew out of range: a learning rate too large, or "
+                "unscaled inputs. In a softmax, subtract the largest score first")
         e = math.exp(self.data)
         out = Value(e, (self,), "exp")
 

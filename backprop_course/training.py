@@ -16,17 +16,17 @@ answer a slider change with only the steps it has not computed yet.
 """
 from __future__ import annotations
 
+import copy
 import math
-import numbers
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from backprop_course import datasets, losses, nn, optim
-from backprop_course.tensor import Tensor
+from backprop_course import arguments, datasets, losses, nn, optim
+from backprop_course.tensor import Tensor, no_grad
 
-__all__ = ["TrainingRun", "train", "load_data", "DATASETS", "OPTIMIZERS",
-           "decision_grid"]
+__all__ = ["TrainingRun", "train", "load_data", "loss_trend", "DATASETS", "OPTIMIZERS",
+           "TRENDS", "DIVERGED", "decision_grid"]
 
 #: data sets ``load_data`` knows by name: name -> (X, y), fixed seeds
 DATASETS = ("moons", "spirals", "circles", "xor", "digits")
@@ -72,11 +72,40 @@ def load_data(data: DataLike) -> tuple[np.ndarray, np.ndarray]:
                     f"got {type(data).__name__}")
 
 
-def _check_lr(lr: float) -> float:
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not \
-            (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"learning rate must be a positive number, got {lr!r}")
-    return float(lr)
+#: what a loss curve can do, as :func:`loss_trend` names it
+TRENDS = ("not finite", "jumped and stuck", "unstable", "rose", "flat", "learning")
+#: the trends that count as "training diverged" (the learning rate was too large)
+DIVERGED = ("not finite", "jumped and stuck", "rose")
+
+
+def loss_trend(history: Union[Sequence[float], np.ndarray]) -> str:
+    """What a loss curve did, from its first to its last entry: one of :data:`TRENDS`.
+
+    "not finite"        the loss ended as inf or NaN
+    "jumped and stuck"  it went above twice its start and ended within 10% of
+                        the start or higher: knocked into a state it cannot
+                        learn from (e.g. dead ReLUs)
+    "unstable"          it went above twice its start but then came down
+    "rose"              it ended more than 5% above its start
+    "flat"              it ended within 10% below its start
+    "learning"          it fell by more than 10%
+
+    The first, second and fourth count as diverged (:data:`DIVERGED`).
+
+    >>> [loss_trend(h) for h in ([1.0, 0.5, 0.2], [1.0, 3.0, 2.5], [1.0, math.inf])]
+    ['learning', 'jumped and stuck', 'not finite']
+    """
+    curve = np.asarray(history, dtype=np.float64)
+    start, end = curve[0], curve[-1]
+    if not math.isfinite(end):
+        return "not finite"
+    if curve.max() > 2 * start:
+        return "jumped and stuck" if end > 0.9 * start else "unstable"
+    if end > 1.05 * start:
+        return "rose"
+    if end > 0.9 * start:
+        return "flat"
+    return "learning"
 
 
 class TrainingRun:
@@ -98,29 +127,22 @@ class TrainingRun:
                  hidden: Sequence[int] = (16, 16), activation: str = "relu",
                  init: str = "he", optimizer: str = "sgd", seed: int = 0,
                  snapshot_every: int = 1) -> None:
-        if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) \
-                or snapshot_every < 0:
-            raise ValueError(f"snapshot_every must be an integer >= 0, "
-                             f"got {snapshot_every!r}")
-        self.snapshot_every = snapshot_every
+        self.snapshot_every = arguments.integer(snapshot_every, "snapshot_every", 0)
         self.X = np.asarray(X, dtype=np.float64)
         self.y = np.asarray(y, dtype=np.int64)
-        self.lr = _check_lr(lr)
+        self.lr = arguments.positive(lr, "learning rate")
         self.n_classes = int(self.y.max()) + 1 if self.y.size else 2
         self.n_classes = max(self.n_classes, 2)
         sizes = [self.X.shape[1], *[int(h) for h in hidden], self.n_classes]
         self.net = nn.MLP(sizes, activation=activation, init=init, rng=seed)
         self.params = self.net.parameters()
-        name = optimizer.lower() if isinstance(optimizer, str) else optimizer
+        name = arguments.choice(optimizer, OPTIMIZERS, "optimizer")
         if name == "sgd":
             self.optimizer: optim.Optimizer = optim.SGD(self.params, lr=self.lr)
         elif name == "momentum":
             self.optimizer = optim.SGD(self.params, lr=self.lr, momentum=0.9)
-        elif name == "adam":
-            self.optimizer = optim.Adam(self.params, lr=self.lr)
         else:
-            raise ValueError(f"unknown optimizer {optimizer!r}; use one of "
-                             + ", ".join(OPTIMIZERS))
+            self.optimizer = optim.Adam(self.params, lr=self.lr)
         self._X = Tensor(self.X)
         self.diverged_at: Optional[int] = None
         self._losses: list[float] = []
@@ -137,9 +159,10 @@ class TrainingRun:
             loss = losses.cross_entropy(logits, self.y)
         value = loss.item()
         step = len(self._losses)
-        self._current = [p.data for p in self.params]   # live: optimisers update in place
+        # optimiser steps assign new arrays, so keeping p.data keeps these numbers
+        self._current = [p.data for p in self.params]
         if self.snapshot_every and step % self.snapshot_every == 0:
-            self._snapshots[step] = [p.data.copy() for p in self.params]
+            self._snapshots[step] = self._current
         self._losses.append(value if math.isfinite(value) else math.inf)
         self._accuracies.append(float(np.mean(logits.data.argmax(axis=1) == self.y)))
         self._pending = loss if math.isfinite(value) else None
@@ -148,8 +171,7 @@ class TrainingRun:
 
     def run_to(self, steps: int) -> "TrainingRun":
         """Make sure the first ``steps`` updates are done (extends, never repeats)."""
-        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
-            raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+        arguments.integer(steps, "steps", 0)
         while len(self._losses) <= steps:
             if self._pending is None:                 # diverged: nothing to train
                 self._losses.append(math.inf)
@@ -185,17 +207,13 @@ class TrainingRun:
     def diverged(self, steps: Optional[int] = None) -> bool:
         """Did training fail by being too fast?
 
-        True when, within ``steps`` updates, the loss stopped being finite,
+        True when the loss curve of the first ``steps`` updates is one of the
+        :data:`DIVERGED` trends of :func:`loss_trend`: it stopped being finite,
         ended above where it started (by more than 5%), or jumped above twice
-        its start and stayed near it (within 10%): the network was knocked
-        into a state it cannot learn from (e.g. dead ReLUs).
+        its start and stayed near it (within 10%).
         """
         steps = self.steps if steps is None else steps
-        history = self.loss_history(steps)
-        start, end = history[0], history[-1]
-        if not math.isfinite(end):
-            return True
-        return bool(end > 1.05 * start or (history.max() > 2 * start and end > 0.9 * start))
+        return loss_trend(self.loss_history(steps)) in DIVERGED
 
     def parameters_at(self, step: int) -> list[np.ndarray]:
         """The parameter arrays after ``step`` updates (do not modify them).
@@ -217,25 +235,22 @@ class TrainingRun:
     def predict_proba(self, X: np.ndarray, step: Optional[int] = None) -> np.ndarray:
         """Class probabilities, shape (n, classes), of the net after ``step`` updates.
 
-        Plain numpy with the stored parameters (no graph), so a grid of
-        thousands of points costs one matrix product per layer.
+        The net itself runs, inside ``no_grad()`` (no graph is recorded, so a
+        grid of thousands of points costs one matrix product per layer); for
+        an earlier step, a copy of the net with that step's parameters does.
         """
         step = self.steps if step is None else step
-        weights = self.parameters_at(step)
-        h = np.asarray(X, dtype=np.float64)
-        linears = [m for m in self.net.modules() if isinstance(m, nn.Linear)]
-        position = {id(p): i for i, p in enumerate(self.params)}
-        activation = self.net[1] if len(self.net) > 1 else nn.Identity()
-        with np.errstate(all="ignore"):
-            for k, layer in enumerate(linears):
-                h = h @ weights[position[id(layer.weight)]]
-                if layer.bias is not None:
-                    h = h + weights[position[id(layer.bias)]]
-                if k < len(linears) - 1:
-                    h = activation(Tensor(h)).data
-            h = h - h.max(axis=1, keepdims=True)
-            e = np.exp(h)
-            return e / e.sum(axis=1, keepdims=True)
+        weights = self.parameters_at(step)      # trains up to ``step`` if needed
+        net = self.net
+        if step < self.steps:                   # the training net stays as it is
+            net = copy.deepcopy(self.net)
+            for p, data in zip(net.parameters(), weights):
+                p.data = data
+        with no_grad(), np.errstate(all="ignore"):
+            logits = net(np.asarray(X, dtype=np.float64)).data
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        return e / e.sum(axis=1, keepdims=True)
 
 
 def train(X: np.ndarray, y: np.ndarray, lr: float, steps: int = 150,

@@ -398,27 +398,28 @@ def learning_rate_explorer(data: training.DataLike = "moons",
 
 
 def _describe_run(run: training.TrainingRun, steps: int) -> tuple[str, str]:
-    """One line on what training did, and a colour for it."""
+    """One line on what training did (training.loss_trend's verdict), and a colour."""
     history = run.loss_history(steps)
-    start, end = history[0], history[-1]
+    start, end, peak = history[0], history[-1], float(np.max(history))
     accuracy = run.accuracies[steps]
-    if run.diverged_at is not None and run.diverged_at <= steps:
-        return f"diverged: the loss became inf at step {run.diverged_at}", "#c0392b"
-    peak = float(np.max(history))
-    if peak > 2 * start:
-        if end > 0.9 * start:
-            return (f"diverged: the loss jumped to {peak:.3g} and is stuck at "
-                    f"{end:.3g} (accuracy {accuracy:.0%})"), "#c0392b"
+    red, amber, green = "#c0392b", "#d68910", "#1e8449"
+    trend = training.loss_trend(history)
+    if trend == "not finite":
+        return f"diverged: the loss became inf at step {run.diverged_at}", red
+    if trend == "jumped and stuck":
+        return (f"diverged: the loss jumped to {peak:.3g} and is stuck at "
+                f"{end:.3g} (accuracy {accuracy:.0%})"), red
+    if trend == "unstable":
         return (f"unstable: the loss jumped to {peak:.3g} before reaching {end:.3g} "
-                f"(accuracy {accuracy:.0%})"), "#d68910"
-    if end > start * 1.05:
+                f"(accuracy {accuracy:.0%})"), amber
+    if trend == "rose":
         return (f"diverged: loss rose {start:.3g} \u2192 {end:.3g} "
-                f"(accuracy {accuracy:.0%})"), "#c0392b"
-    if end > 0.9 * start:
+                f"(accuracy {accuracy:.0%})"), red
+    if trend == "flat":
         change = end / start - 1
         return (f"barely moving: loss {start:.3g} \u2192 {end:.3g} in {steps} steps "
-                f"({change:+.0%})"), "#d68910"
-    return (f"loss {start:.3g} \u2192 {end:.3g}, accuracy {accuracy:.0%}"), "#1e8449"
+                f"({change:+.0%})"), amber
+    return (f"loss {start:.3g} \u2192 {end:.3g}, accuracy {accuracy:.0%}"), green
 
 
 # =================================================================== depth

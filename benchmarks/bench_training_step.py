@@ -8,7 +8,7 @@ One step = forward, softmax cross-entropy, backward, plain SGD update, for a
   torch    PyTorch eager on the CPU, if ``import torch`` works (else skipped)
 
 Run:  .venv/bin/python benchmarks/bench_training_step.py [--rounds 60] [--block 10]
-      [--instances 4] [--no-digits]
+      [--instances 4] [--no-digits] [--threads default|one]
 (for the torch column, run it with a Python that has torch installed).
 
 The machine may be shared and noisy, so the contestants are interleaved: each
@@ -45,6 +45,18 @@ numpy took 2.1 ms a step instead of 1.3. So torch runs as one instance, and
 the script pauses before each torch block until numpy's workers sleep, and
 after it until torch's do (``PAUSE_AROUND_TORCH``).
 
+``--threads one`` gives every contestant one BLAS/OpenMP thread: the script
+starts itself again with OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
+MKL_NUM_THREADS set to 1 (they must be set before numpy and torch load) and
+calls torch.set_num_threads(1). No worker threads spin, so no contestant
+slows the next one down, and the ratio measures the work each one does:
+on a small shared machine the fairest comparison. In this mode all of a
+contestant's work runs on the calling thread, so blocks are timed with
+that thread's CPU time (``time.thread_time``): time spent waiting while
+other programs on a shared machine have the CPU is left out. ``--threads default``
+(the default) lets each library use its own threading, as a learner's
+notebook would.
+
 Afterwards, the digits run of lesson 03 is timed: a 64-128-10 ReLU MLP (He
 init), SGD lr 0.1 momentum 0.9, batch 32, 20 epochs, on
 ``datasets.digits()``, for a few seeds (``--no-digits`` skips it).
@@ -64,12 +76,15 @@ from typing import Callable
 
 import numpy as np
 
-from backprop_course import datasets, losses, nn, optim
+from backprop_course import Tensor, datasets, losses, nn, optim
 
 SIZES = [64, 256, 256, 10]
 BATCH = 128
 LR = 0.01
 PAUSE_AROUND_TORCH = (0.2, 0.02)   # seconds before and after a torch block
+ONE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+ONE_THREAD_FLAG = "BENCH_TRAINING_STEP_ONE_THREAD"   # set once the script restarted
+CLOCK = time.perf_counter          # time.thread_time with --threads one
 
 
 # ------------------------------------------------------------------ contestants
@@ -78,10 +93,11 @@ def make_engine(X: np.ndarray, y: np.ndarray, dtype, sizes: list[int]
                 ) -> tuple[Callable, list]:
     net = nn.MLP(sizes, activation="relu", init="he", rng=0, dtype=dtype)
     opt = optim.SGD(net.parameters(), lr=LR)
+    Xt = Tensor(X)                # converted once, as torch.from_numpy below
 
     def step() -> float:
         opt.zero_grad()
-        loss = losses.cross_entropy(net(X), y)
+        loss = losses.cross_entropy(net(Xt), y)
         loss.backward()
         opt.step()
         return loss.item()
@@ -174,10 +190,10 @@ def time_block(step: Callable, n: int) -> tuple[float, float]:
     """
     step()
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    start = time.perf_counter()
+    start = CLOCK()
     for _ in range(n):
         step()
-    seconds = (time.perf_counter() - start) / n
+    seconds = (CLOCK() - start) / n
     return seconds, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / n
 
 
@@ -261,7 +277,18 @@ def main() -> None:
                         help="keep glibc's adaptive heap trimming (see docstring)")
     parser.add_argument("--batch", type=int, default=BATCH, help="examples per step")
     parser.add_argument("--hidden", type=int, default=SIZES[1], help="hidden width")
+    parser.add_argument("--threads", choices=("default", "one"), default="default",
+                        help="one BLAS/OpenMP thread per contestant, or each "
+                             "library's default (see docstring)")
     args = parser.parse_args()
+    if args.threads == "one" and os.environ.get(ONE_THREAD_FLAG) != "1":
+        env = dict(os.environ, **{name: "1" for name in ONE_THREAD_ENV})
+        env[ONE_THREAD_FLAG] = "1"
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    global CLOCK
+    if args.threads == "one":
+        CLOCK = time.thread_time
     sizes = [SIZES[0], args.hidden, args.hidden, SIZES[-1]]
     malloc = ("malloc: glibc defaults" if args.default_malloc else tune_malloc())
 
@@ -269,9 +296,12 @@ def main() -> None:
     if importlib.util.find_spec("torch") is not None:
         try:
             import torch
+            if args.threads == "one":
+                torch.set_num_threads(1)
         except ImportError as err:
             print(f"torch: import failed ({err})")
-    print("\n".join(environment(torch) + [malloc]))
+    clock = "thread CPU time" if args.threads == "one" else "wall time"
+    print("\n".join(environment(torch) + [malloc, f"threads: {args.threads} ({clock})"]))
     print(f"step: {'-'.join(map(str, sizes))} ReLU MLP, batch {args.batch}, "
           "cross-entropy, "
           f"SGD lr={LR}; {args.rounds} rounds x {args.block} steps x "
@@ -326,14 +356,14 @@ def main() -> None:
               f"{'engine/numpy':>13} {'engine/torch':>13}")
     print(header)
     print("-" * len(header))
-    for name, med, q, faults, paired in rows:
+    for name, med, _, _, paired in rows:
         torch_ms = f"{med['torch']:10.3f}" if "torch" in med else f"{'-':>10}"
         vs_torch = (f"{np.median(paired['torch']):13.2f}" if "torch" in med
                     else f"{'-':>13}")
         print(f"{name:8} {med['engine']:10.3f} {med['numpy']:10.3f} {torch_ms} "
               f"{np.median(paired['numpy']):13.2f} {vs_torch}")
     print()
-    for name, med, q, faults, paired in rows:
+    for name, _, q, faults, paired in rows:
         print(f"{name}: interquartile ms " + ", ".join(
             f"{k} {lo:.3f}-{hi:.3f}" for k, (lo, hi) in q.items())
             + "; page faults/step " + ", ".join(

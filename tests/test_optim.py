@@ -87,7 +87,7 @@ def test_adam_three_steps_match_formula(betas):
 ])
 def test_unused_parameters_are_skipped_and_callers_arrays_never_written(make):
     W0 = np.ones((2, 2))
-    used = Tensor(W0, requires_grad=True)           # shares W0's memory
+    used = Tensor(W0, requires_grad=True)           # holds a copy of W0
     unused = Tensor(np.full(3, 7.0), requires_grad=True)
     frozen = Tensor(np.ones(2), requires_grad=True)
     opt = make([used, unused, frozen])
@@ -102,14 +102,15 @@ def test_unused_parameters_are_skipped_and_callers_arrays_never_written(make):
     np.testing.assert_array_equal(W0, 1.0)          # the caller's array is untouched
 
 
-def test_updates_are_in_place_after_the_first_copy():
+def test_a_step_assigns_a_new_array_so_kept_arrays_keep_their_numbers():
     p = Tensor(np.ones(3), requires_grad=True)
     opt = optim.SGD([p], lr=0.5)
-    data = p.data
+    kept = p.data
     p.grad = np.ones(3)
     opt.step()
-    assert p.data is data                           # documented: record p.data.copy()
-    np.testing.assert_array_equal(data, 0.5)
+    np.testing.assert_array_equal(p.data, 0.5)
+    np.testing.assert_array_equal(kept, 1.0)        # a record of the old weights
+    assert p._version == 1                          # the step counts as a change
 
 
 def test_zero_grad():
