@@ -149,7 +149,7 @@ def test_segments_lower_the_peak_memory_of_a_training_step():
         tracemalloc.stop()
     assert peaks[6] < peaks[depth] < peaks[None]
     # In units of one activation array A (128 x 32 floats): a layer's graph keeps
-    # s A (on this engine 17/8: Linear output, ReLU output, ReLU mask) and gets g A
+    # s A (on this engine 25/8: x @ W, + b, ReLU output, ReLU mask) and gets g A
     # of node grads, both measured with graph_memory on one block. Plain: all n
     # layers. Checkpointed in segments of k: n/k kept outputs and their grads, the
     # last segment's graph (kept from the forward pass) and one recomputed one.

@@ -29,8 +29,10 @@ def checkpointed_backward(forward, backward, params, x, dout, k):
 
 
 def activation_bytes(sizes, batch, activation):
-    per_unit = {"relu": 17, "tanh": 16, "sigmoid": 16}[activation]
-    return per_unit * batch * sum(sizes[1:-1]) + 8 * batch * sizes[-1]
+    # per hidden unit: x @ W, x @ W + b, the activation's output (8 bytes each) and,
+    # for relu, its bool mask; per output unit: x @ W and the logits
+    per_unit = {"relu": 25, "tanh": 24, "sigmoid": 24}[activation]
+    return per_unit * batch * sum(sizes[1:-1]) + 16 * batch * sizes[-1]
 
 
 REFERENCE = {
@@ -71,7 +73,7 @@ def _ckpt_recursive_segments(forward, backward, params, x, dout, k):
 def _activation_bytes_loop(sizes, batch, activation):
     total = 0
     for i, width in enumerate(sizes[1:], start=1):
-        total += 8 * batch * width                       # the Linear's output
+        total += 2 * 8 * batch * width                   # x @ W and x @ W + b
         if i < len(sizes) - 1:
             total += 8 * batch * width                   # the activation's output
             if activation == "relu":
@@ -151,16 +153,22 @@ def _ckpt_variant(kind):
 
 def _bytes_variant(kind):
     def activation_bytes(sizes, batch, activation):
-        per = {"relu": 17, "tanh": 16, "sigmoid": 16}[activation]
-        hidden, out = sum(sizes[1:-1]), 8 * batch * sizes[-1]
+        per = {"relu": 25, "tanh": 24, "sigmoid": 24}[activation]
+        hidden, out = sum(sizes[1:-1]), 16 * batch * sizes[-1]
         if kind == "no mask":
-            return 16 * batch * hidden + out
-        if kind == "mask 8 bytes":
             return 24 * batch * hidden + out
+        if kind == "mask 8 bytes":
+            return 32 * batch * hidden + out
         if kind == "saved twice":
-            return (24 if activation != "relu" else 17) * batch * hidden + out
+            return (32 if activation != "relu" else 25) * batch * hidden + out
+        if kind == "one node per Linear":          # the counting of a fused x W + b
+            return (per - 8) * batch * hidden + 8 * batch * sizes[-1]
+        if kind == "logits one array":
+            return per * batch * hidden + 8 * batch * sizes[-1]
+        if kind == "relu output missing":
+            return 17 * batch * hidden + out
         if kind == "linear only":
-            return 8 * batch * hidden + out
+            return 16 * batch * hidden + out
         if kind == "no logits":
             return per * batch * hidden
         if kind == "activation on logits":
@@ -171,18 +179,18 @@ def _bytes_variant(kind):
             return per * batch * hidden + out + 8 * sum(
                 a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
         if kind == "float32":
-            return {"relu": 9, "tanh": 8, "sigmoid": 8}[activation] * batch * hidden \
-                + 4 * batch * sizes[-1]
+            return {"relu": 13, "tanh": 12, "sigmoid": 12}[activation] * batch * hidden \
+                + 8 * batch * sizes[-1]
         if kind == "first hidden skipped":
             return per * batch * sum(sizes[2:-1]) + out
         if kind == "megabytes":
             return (per * batch * hidden + out) / 1e6
         if kind == "batch forgotten":
-            return per * hidden + 8 * sizes[-1]
+            return per * hidden + 16 * sizes[-1]
         if kind == "negative":
             return -(per * batch * hidden + out)
         if kind == "relu for all":
-            return 17 * batch * hidden + out
+            return 25 * batch * hidden + out
         raise AssertionError(kind)
     return activation_bytes
 
@@ -224,6 +232,12 @@ WRONG = [
      "8 bytes too many"),
     ("07-activation-bytes", "tanh output saved twice", _bytes_variant("saved twice"),
      "already counted"),
+    ("07-activation-bytes", "Linear counted as one node",
+     _bytes_variant("one node per Linear"), "two nodes: x @ W, then + b"),
+    ("07-activation-bytes", "logits as one array", _bytes_variant("logits one array"),
+     "last Linear is two nodes too"),
+    ("07-activation-bytes", "relu output missing", _bytes_variant("relu output missing"),
+     "one float64 array per hidden unit is missing"),
     ("07-activation-bytes", "Linear outputs only", _bytes_variant("linear only"),
      "outputs are missing"),
     ("07-activation-bytes", "logits missing", _bytes_variant("no logits"),

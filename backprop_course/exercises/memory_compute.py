@@ -288,16 +288,19 @@ def _formula(sizes, batch: int, activation: str, per: dict[str, int], out: int,
     notebook=NOTEBOOK,
     answer="activation_bytes",
     hints=[
-        "Go layer by layer through nn.MLP(sizes): every Linear makes an output of "
-        "shape (batch, width), 8 bytes per float64 number; every hidden layer is "
-        "followed by the activation, which makes another (batch, width) output.",
-        "Then look at what each activation saves for backward (lesson 07 section 1, or "
-        "`node._saved`): relu saves a bool mask (1 byte per number), tanh and sigmoid "
-        "save their own output (already counted).",
+        "Go layer by layer through nn.MLP(sizes). Every Linear is two nodes, "
+        "`x @ W` and then `+ b`: each makes a (batch, width) output, 8 bytes per "
+        "float64 number, and the graph keeps both (the + node holds the @ node in "
+        "`_prev`). Every hidden layer is followed by the activation, which makes "
+        "another (batch, width) output.",
+        "Then look at what each node saves for backward (lesson 07 section 1, or "
+        "`node._saved`): @ saves its inputs x and W (the previous layer's output, "
+        "already counted, or a leaf), + saves nothing, relu saves a bool mask (1 byte "
+        "per number), tanh and sigmoid save their own output (already counted).",
         "The input batch and the weights are leaves, not activations; the last Linear "
-        "(the logits) has no activation after it.",
-        "`per = {'relu': 17, 'tanh': 16, 'sigmoid': 16}[activation]`; "
-        "`return per * batch * sum(sizes[1:-1]) + 8 * batch * sizes[-1]`.",
+        "(the logits) has no activation after it, but it is two nodes too.",
+        "`per = {'relu': 25, 'tanh': 24, 'sigmoid': 24}[activation]`; "
+        "`return per * batch * sum(sizes[1:-1]) + 16 * batch * sizes[-1]`.",
     ],
 )
 def _check_activation_bytes(activation_bytes, rng):
@@ -330,6 +333,7 @@ def _check_activation_bytes(activation_bytes, rng):
         inputs = 8 * batch * sizes[0]
         weights = 8 * sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
         relu = activation == "relu"
+        one_linear = (p - 8) * hidden + logits // 2  # Linear as one node (x W + b)
         wrong = [
             ((p - 1) * hidden + logits, relu,
              "the ReLU's mask is missing: relu saves x > 0 for its backward, a bool "
@@ -340,15 +344,24 @@ def _check_activation_bytes(activation_bytes, rng):
             ((p + 8) * hidden + logits, not relu,
              "counted 8 bytes too many per hidden unit: tanh and sigmoid save their "
              "own output, which is already counted"),
-            ((p - 8) * hidden + logits, relu,
-             "the activation's output is missing: relu makes a new array (8 bytes per "
-             "number) besides its mask"),
+            (one_linear, True,
+             "each Linear was counted as one array, but it is two nodes: x @ W, then "
+             "+ b. The graph keeps both outputs (8 bytes per number each), in every "
+             "layer and for the logits: the + node holds the @ node in its _prev, "
+             "although no backward reads x @ W"),
+            (p * hidden + logits // 2, True,
+             "the last Linear is two nodes too: x @ W and the logits x @ W + b, "
+             "16 bytes per output number (and no activation)"),
+            ((p - 8) * hidden + logits, True,
+             "one float64 array per hidden unit is missing: a hidden layer keeps "
+             "x @ W, the sum x @ W + b and the activation's output, 8 bytes per "
+             "number each" + (", and relu's 1-byte mask" if relu else "")),
             ((p - 9 if relu else p - 8) * hidden + logits, True,
-             "the activations' outputs are missing: each hidden layer keeps what its "
-             "Linear makes and the activation's output"),
+             "the activations' outputs are missing: each hidden layer keeps its "
+             "Linear's two arrays (x @ W and the sum) and the activation's output"),
             (p * hidden, True,
-             "the last Linear's output (the logits, batch x sizes[-1] floats) is "
-             "missing"),
+             "the last Linear's outputs (x @ W and the logits, batch x sizes[-1] "
+             "floats each) are missing"),
             (p * batch * sum(sizes[1:]), True,
              "the last Linear has no activation after it: count only what the Linear "
              "itself makes for the logits"),
@@ -384,8 +397,9 @@ def _check_activation_bytes(activation_bytes, rng):
             raise CheckFailure(
                 f"{name} returned {int(got):,}, expected {expected:,} bytes "
                 f"(graph_memory of the engine's graph)",
-                hint="count per hidden layer the Linear output, the activation's output "
-                     "and what it saves for backward; then the last Linear's output",
+                hint="count per hidden layer the Linear's two outputs (x @ W and the "
+                     "sum), the activation's output and what it saves for backward; "
+                     "then the last Linear's two outputs",
                 kind="wrong")
     return ("relu, tanh and sigmoid MLPs of random sizes, batches of 1 to 69, "
             "vs graph_memory")
