@@ -41,7 +41,7 @@ from typing import Mapping
 import nbformat
 
 from backprop_course.classroom.release import (
-    BEGIN, EXERCISE_LINE, SOLUTION_ONLY_TAG, ReleaseError, _is_solution_file,
+    BEGIN, EXERCISE_LINE, SOLUTION_ONLY_TAG, ReleaseError, solution_notebooks,
     make_exercise_notebook, read_notebook,
 )
 
@@ -168,12 +168,7 @@ def export(solutions_dir: Path | str, course_dir: Path | str, points: Mapping[st
            *, force: bool = False, course_id: str = "backprop-course") -> ExportReport:
     """Write ``course_dir/nbgrader_config.py`` and ``course_dir/source/<lesson>/``."""
     sol_dir, root = Path(solutions_dir), Path(course_dir)
-    if not sol_dir.is_dir():
-        raise ReleaseError(f"no solutions directory at {sol_dir} (run from the course "
-                           f"folder, or pass --solutions DIR)")
-    sources = sorted(p for p in sol_dir.iterdir() if p.is_file() and _is_solution_file(p))
-    if not sources:
-        raise ReleaseError(f"{sol_dir} holds no .ipynb notebooks")
+    sources = solution_notebooks(sol_dir)
     if root.exists() and not root.is_dir():
         raise ReleaseError(f"{root} exists and is not a directory")
     made = []

@@ -276,6 +276,17 @@ def _is_solution_file(path: Path) -> bool:
             and not path.name.startswith("."))
 
 
+def solution_notebooks(sol_dir: Path) -> list[Path]:
+    """The solution notebooks in ``sol_dir``, sorted; a clear error if there are none."""
+    if not sol_dir.is_dir():
+        raise ReleaseError(f"no solutions directory at {sol_dir} (run from the course "
+                           f"folder, or pass --solutions DIR)")
+    sources = sorted(p for p in sol_dir.iterdir() if p.is_file() and _is_solution_file(p))
+    if not sources:
+        raise ReleaseError(f"{sol_dir} holds no .ipynb notebooks")
+    return sources
+
+
 def release(solutions_dir: Path | str = "solutions", exercises_dir: Path | str = "exercises",
             *, check: bool = False, force: bool = False,
             known_ids: Iterable[str] | None = None) -> ReleaseReport:
@@ -286,12 +297,7 @@ def release(solutions_dir: Path | str = "solutions", exercises_dir: Path | str =
     Raises :class:`ReleaseError` for a missing solutions dir or a bad notebook.
     """
     sol_dir, ex_dir = Path(solutions_dir), Path(exercises_dir)
-    if not sol_dir.is_dir():
-        raise ReleaseError(f"no solutions directory at {sol_dir} (run from the course "
-                           f"folder, or pass --solutions DIR)")
-    sources = sorted(p for p in sol_dir.iterdir() if p.is_file() and _is_solution_file(p))
-    if not sources:
-        raise ReleaseError(f"{sol_dir} holds no .ipynb notebooks")
+    sources = solution_notebooks(sol_dir)
     generated: list[tuple[Path, str]] = []
     for src in sources:
         nb = read_notebook(src)
