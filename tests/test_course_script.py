@@ -165,11 +165,11 @@ def test_lab_serves_the_course_folder_and_stops_with_its_kernels(tmp_path, stop_
 
 def test_test_command_runs_the_released_stubs_not_the_learners_exercises(course):
     assert course.test() == 0
-    release, check, *rest = course.calls
+    release, *rest = course.calls
     assert list(release[1:4]) == ["-m", "backprop_course.cli", "release"]
     assert release[4] == "--exercises" and Path(release[5]).name == "exercises"
     released = Path(release[5])
     assert released.parent != ROOT and not released.parent.exists()    # cleaned up
-    assert list(check[3:]) == ["release", "--check"]
+    assert any(list(cmd[3:]) == ["release", "--check"] for cmd in rest)
     lax = next(cmd for cmd in rest if "--nbval-lax" in cmd)
     assert released in lax and "exercises" not in lax

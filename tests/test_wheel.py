@@ -36,9 +36,10 @@ RUN_NOTEBOOK = textwrap.dedent("""\
     print(json.dumps(out))
 """)
 
-CENTRAL_DIFFERENCE = ("# Exercise 01-central-difference: Central-difference derivative\n"
-                      "def central_difference(f, x, h=1e-5):\n"
-                      "    return (f(x + h) - f(x - h)) / (2 * h)")
+CHAIN_RULE = ("# Exercise 01-chain-rule: The chain rule by hand\n"
+              "import numpy as np\n"
+              "def dfdx(x):          # d/dx log(1 + e^(3x)) = 3 sigma(3x)\n"
+              "    return 1.5 * (1 + np.tanh(1.5 * np.asarray(x, dtype=float)))")
 
 
 def test_every_subpackage_is_in_the_wheels_package_list():
@@ -136,13 +137,13 @@ def test_pip_user_gets_the_course_and_start_never_overwrites_their_work(tmp_path
 
     nb = nbformat.read(exercise, as_version=4)       # the learner answers one exercise
     (cell,) = [c for c in nb.cells if c.source.startswith(
-        "# Exercise 01-central-difference")]
-    cell.source = CENTRAL_DIFFERENCE
+        "# Exercise 01-chain-rule")]
+    cell.source = CHAIN_RULE
     nbformat.write(nb, exercise)
     edited = exercise.read_bytes()
     checks = json.loads(run(str(script), str(exercise), cwd=exercise.parent))
-    assert checks["01-central-difference"].startswith("\u2714 01-central-difference passed")
-    assert "not attempted yet" in checks["01-chain-rule"]
+    assert checks["01-chain-rule"].startswith("\u2714 01-chain-rule passed")
+    assert "not attempted yet" in checks["01-best-step"]
 
     # the upgrade: lesson 99 arrives, and exercise 01 changed: start adds the new lesson
     # and leaves the learner's edited notebook alone, saying so
