@@ -172,13 +172,15 @@ def build_command(work: Path | str, out: Path | str, argv: Sequence[str], *,
     for name in ETC_FILES:
         if os.path.exists(f"/etc/{name}"):
             cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    # the private /tmp first: the binds below then show through it when the
+    # environment or the course lives under /tmp (a clone in /tmp, a CI checkout)
+    cmd += ["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
     binds = _outermost(list(_python_roots()) + [_package_dir()]
                        + [os.path.realpath(p) for p in read_only])
     for path in binds:
         if not path.startswith(("/usr/", "/etc/")):
             cmd += _dirs_above(path) + ["--ro-bind", path, path]
-    cmd += ["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp",
-            "--perms", "0755", "--dir", "/sandbox",
+    cmd += ["--perms", "0755", "--dir", "/sandbox",
             "--bind", str(work), WORK, "--bind", str(out), OUT, "--chdir", WORK]
     if matplotlib_cache is not None:
         cmd += ["--bind", str(matplotlib_cache), "/tmp/matplotlib"]
