@@ -42,7 +42,7 @@ import nbformat
 
 from backprop_course.classroom.release import (
     BEGIN, EXERCISE_LINE, SOLUTION_ONLY_TAG, ReleaseError, solution_notebooks,
-    make_exercise_notebook, read_notebook,
+    make_exercise_notebook, read_notebook, write_keeping_edits,
 )
 
 SCHEMA_VERSION = 3
@@ -147,23 +147,6 @@ def nbgrader_notebook(solution, name: str, points: Mapping[str, float]):
     return nb
 
 
-def _write(target: Path, text: str, report: ExportReport, force: bool, stamp: str) -> None:
-    if target.exists():
-        current = target.read_text(encoding="utf-8", errors="replace")
-        if current == text:
-            report.unchanged.append(target)
-            return
-        if not force:
-            report.refused.append(target)
-            return
-        backup = target.with_name(f"{target.stem}.bak-{stamp}{target.suffix}")
-        backup.write_bytes(target.read_bytes())
-        report.backups.append((target, backup))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    report.written.append(target)
-
-
 def export(solutions_dir: Path | str, course_dir: Path | str, points: Mapping[str, float],
            *, force: bool = False, course_id: str = "backprop-course") -> ExportReport:
     """Write ``course_dir/nbgrader_config.py`` and ``course_dir/source/<lesson>/``."""
@@ -177,9 +160,10 @@ def export(solutions_dir: Path | str, course_dir: Path | str, points: Mapping[st
         made.append((src.stem, nbformat.writes(nb, version=4) + "\n"))
     report = ExportReport()
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    _write(root / "nbgrader_config.py", CONFIG.format(course_id=course_id, stub=STUB),
-           report, force, stamp)
+    config = CONFIG.format(course_id=course_id, stub=STUB)
+    write_keeping_edits(root / "nbgrader_config.py", config, report, force=force, stamp=stamp)
     for stem, text in made:
-        _write(root / "source" / stem / f"{stem}.ipynb", text, report, force, stamp)
+        write_keeping_edits(root / "source" / stem / f"{stem}.ipynb", text, report,
+                            force=force, stamp=stamp)
         report.assignments.append(stem)
     return report

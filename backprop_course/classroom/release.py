@@ -31,7 +31,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import nbformat
 
@@ -333,18 +333,29 @@ def release(solutions_dir: Path | str = "solutions", exercises_dir: Path | str =
         raise ReleaseError(f"{ex_dir} exists and is not a directory")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for target, text in generated:
-        if target.exists():
-            current = target.read_text(encoding="utf-8", errors="replace")
-            if current == text:
-                report.unchanged.append(target)
-                continue
-            if learner_edited(target):
-                if not force:
-                    report.refused.append(target)
-                    continue
-                backup = target.with_name(f"{target.stem}.bak-{stamp}{target.suffix}")
-                backup.write_bytes(target.read_bytes())
-                report.backups.append((target, backup))
-        target.write_text(text, encoding="utf-8")
-        report.written.append(target)
+        write_keeping_edits(target, text, report, force=force, stamp=stamp,
+                            edited=learner_edited)
     return report
+
+
+def write_keeping_edits(target: Path, text: str, report: Any, *, force: bool, stamp: str,
+                        edited: Callable[[Path], bool] = lambda path: True) -> None:
+    """Write ``text`` to ``target``, unless it differs and ``edited(target)`` says
+    it holds someone's work: then refuse, or with ``force`` keep a ``.bak-STAMP``
+    copy first. Records the outcome in ``report`` (``unchanged``, ``refused``,
+    ``backups``, ``written``)."""
+    if target.exists():
+        current = target.read_text(encoding="utf-8", errors="replace")
+        if current == text:
+            report.unchanged.append(target)
+            return
+        if edited(target):
+            if not force:
+                report.refused.append(target)
+                return
+            backup = target.with_name(f"{target.stem}.bak-{stamp}{target.suffix}")
+            backup.write_bytes(target.read_bytes())
+            report.backups.append((target, backup))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    report.written.append(target)
