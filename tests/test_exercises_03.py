@@ -170,6 +170,17 @@ def _step_variant(zero=True, sign=-1.0, use_lr=True, rebind=False, after_loss=Fa
     return step
 
 
+def _step_decaying_after(calls: int):
+    """Right for the first ``calls`` calls, then halves lr on every call: only the
+    check's 20-step comparison with gradient descent can see it."""
+    count: dict[int, int] = {}           # calls per model: each check makes its own
+
+    def step(model, X, y, lr):
+        count[id(model)] = n = count.get(id(model), 0) + 1
+        return _step_variant()(model, X, y, lr * 0.5 ** max(0, n - calls))
+    return step
+
+
 WRONG = [
     # (exercise, label, answer, text the failure must contain)
     ("03-linear-backward", "the lesson's dx (xW layout), square W only",
@@ -295,6 +306,8 @@ WRONG = [
     ("03-training-step", "returns new loss", _step_variant(after_loss=True),
      "loss after the step"),
     ("03-training-step", "returns None", lambda m, X, y, lr: None, "return"),
+    ("03-training-step", "lr decays after three calls", _step_decaying_after(3),
+     "from gradients of this step alone"),
     ("03-training-step", "not attempted", _raise, "not attempted"),
 ]
 
