@@ -13,8 +13,8 @@ from typing import Any
 def topological_order(root: Any) -> list[Any]:
     """Return every node ``root`` depends on, each after all of its inputs.
 
-    Iterative depth-first search (no recursion, so a chain of a million nodes
-    works). A node reached along several paths appears once. The stack holds
+    Iterative depth-first search (no recursion, so a chain far deeper than
+    Python's recursion limit works). A node reached along several paths appears once. The stack holds
     ``(node, expanded)`` pairs: a node is emitted on its second visit, once all
     of its inputs have been emitted; a leaf (no inputs) as soon as it is found.
     """

@@ -163,13 +163,25 @@ def test_lab_serves_the_course_folder_and_stops_with_its_kernels(tmp_path, stop_
         log.close()
 
 
-def test_test_command_runs_the_released_stubs_not_the_learners_exercises(course):
+def test_test_command_lints_then_runs_lessons_and_tests_never_the_learners_exercises(
+        course):
     assert course.test() == 0
-    release, *rest = course.calls
-    assert list(release[1:4]) == ["-m", "backprop_course.cli", "release"]
-    assert release[4] == "--exercises" and Path(release[5]).name == "exercises"
-    released = Path(release[5])
-    assert released.parent != ROOT and not released.parent.exists()    # cleaned up
-    assert any(list(cmd[3:]) == ["release", "--check"] for cmd in rest)
-    lax = next(cmd for cmd in rest if "--nbval-lax" in cmd)
-    assert released in lax and "exercises" not in lax
+    names = [" ".join(str(c) for c in cmd[1:4]) for cmd in course.calls]
+    assert names == ["-m ruff check", "-m mypy", "-m backprop_course.cli release",
+                     "-m pytest -p"]
+    *_, release, pytest = course.calls
+    assert list(release[3:]) == ["release", "--check"]   # git's copy is judged
+    args = [str(a) for a in pytest]
+    assert args[1:3] == ["-m", "pytest"] and "--nbval" in args
+    assert {"notebooks", "tests"} <= set(args)
+    assert args[args.index("-n") + 1] == "auto" and "loadscope" in args
+    # exercises/ holds the learner's attempts: no step runs or rewrites it
+    assert not any("exercises" in str(c) for cmd in course.calls for c in cmd)
+
+
+def test_test_command_quick_skips_lessons_and_slow_tests_and_passes_options_on(course):
+    assert course.test(["--quick", "-k", "tensor"]) == 0
+    args = [str(a) for a in course.calls[-1]]
+    assert "--nbval" not in args and "notebooks" not in args and "--quick" not in args
+    assert args[args.index("-m", 3) + 1] == "not slow"
+    assert args[-3:] == ["tests", "-k", "tensor"]

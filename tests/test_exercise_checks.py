@@ -5,7 +5,8 @@ For each lesson notebook that holds exercises:
 * solutions/<nb>.ipynb runs clean, its check cells print the pass line, and
   the grader's own checks pass every exercise;
 * exercises/<nb>.ipynb (the untouched stubs) shows, in every check cell, a
-  short failure naming the exercise, and the grader counts none as passed;
+  short failure naming the exercise, no other cell fails (what nbval-lax would
+  ask), and the grader counts none as passed;
 * wrong variants of each solution (sign flipped, transpose dropped, wrong
   axis, ``=`` for ``+=``, a chain-rule factor left out, a constant) fail
   their check; the share caught, and caught with the expected hint, is printed.
@@ -22,6 +23,8 @@ import pytest
 from backprop_course.classroom import grading, mutants
 from backprop_course.classroom.release import release
 from backprop_course.exercises import hint, registry
+
+pytestmark = pytest.mark.slow        # every exercise notebook, run in a kernel
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = "backprop_course.exercises."
@@ -104,6 +107,12 @@ def test_untouched_stubs_fail_every_check_naming_the_exercise(notebook):
     assert report.results and all(not r.passed for r in report.results)
     assert all(r.status == "not_attempted" for r in report.results), [
         (r.exercise, r.status, r.message) for r in report.results]
+    # what nbval-lax demands of a Run All: only cells tagged raises-exception fail
+    stray = [(c.source[:60], o.get("ename")) for c in report.notebook.cells
+             if c.cell_type == "code"
+             and "raises-exception" not in c.metadata.get("tags", [])
+             for o in c.outputs if o.get("output_type") == "error"]
+    assert not stray, stray
     cells = _check_cells(report)
     assert cells
     for cell in cells:

@@ -24,6 +24,8 @@ from backprop_course.classroom import grading  # noqa: E402
 from backprop_course.classroom.release import make_exercise_notebook  # noqa: E402
 from backprop_course.exercises import registry  # noqa: E402
 
+pytestmark = pytest.mark.slow        # grading starts a kernel per submission
+
 CHECKS = dict(check_modules=["bpc_fixture_checks"], extra_paths=[str(FIXTURES)])
 IDS = ["00-linear-backward", "00-mul-backward", "00-tanh-chain"]
 IN_NOTEBOOK_ORDER = ["00-tanh-chain", "00-linear-backward", "00-mul-backward"]

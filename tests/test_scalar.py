@@ -1,6 +1,7 @@
 """Value: every op against finite differences, reuse, accumulation, errors."""
 import gc
 import math
+import sys
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -108,18 +109,19 @@ def test_leaf_gradients_accumulate_interior_do_not_double():
     assert y._prev[0].grad == pytest.approx(1 - math.tanh(6) ** 2)  # interior reset
 
 
-def test_million_node_chain_backward_is_iterative():
-    gc.disable()                  # building 2M objects: skip needless GC passes
+def test_chain_far_deeper_than_the_recursion_limit_backward_is_iterative():
+    depth = 20 * sys.getrecursionlimit()     # a recursive walk would fail 20 times over
+    gc.disable()                  # building many objects: skip needless GC passes
     try:
         x = Value(1.0)
         y = x
-        for _ in range(1_000_000):
+        for _ in range(depth):
             y = y + 1.0
         y.backward()
     finally:
         gc.enable()
     assert x.grad == 1.0
-    assert y.data == 1_000_001.0
+    assert y.data == depth + 1.0
 
 
 def test_graph_records_children_and_op():

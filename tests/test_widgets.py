@@ -388,6 +388,7 @@ def test_fast_redraw_equals_a_full_redraw_and_reaches_the_widget(make, changes):
         np.testing.assert_array_equal(fast, full)
 
 
+@pytest.mark.slow
 def test_a_notebook_without_widget_front_end_still_shows_the_plots(tmp_path):
     """nbclient runs it like nbval/nbconvert do; the HTML export has the PNGs."""
     nbformat = pytest.importorskip("nbformat")
