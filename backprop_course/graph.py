@@ -14,9 +14,10 @@ def topological_order(root: Any) -> list[Any]:
     """Return every node ``root`` depends on, each after all of its inputs.
 
     Iterative depth-first search (no recursion, so a chain far deeper than
-    Python's recursion limit works). A node reached along several paths appears once. The stack holds
-    ``(node, expanded)`` pairs: a node is emitted on its second visit, once all
-    of its inputs have been emitted; a leaf (no inputs) as soon as it is found.
+    Python's recursion limit works). A node reached along several paths appears
+    once. The stack holds ``(node, expanded)`` pairs: a node is emitted on its
+    second visit, once all of its inputs have been emitted; a leaf (no inputs)
+    as soon as it is found.
     """
     order: list[Any] = []
     visited: set[Any] = set()      # nodes hash by identity: neither class has __eq__
