@@ -366,14 +366,14 @@ def test_a_notebook_that_runs_out_of_time_says_so_for_each_exercise_it_did_not_r
                      insert_at=4)
     path = tmp_path / "slow_00_fixture.ipynb"
     nbformat.write(nb, path)
-    rep = grading.run_submission(path, timeout=20, cell_timeout=200, **CHECKS)
+    rep = grading.run_submission(path, timeout=10, cell_timeout=200, **CHECKS)
     rows = {r.exercise: r for r in rep.results}
     assert [r.exercise for r in rep.results] == IN_NOTEBOOK_ORDER
     assert rows["00-tanh-chain"].passed
     for ex_id, cell in (("00-linear-backward", 6), ("00-mul-backward", 8)):
         r = rows[ex_id]
         assert r.status == "timeout" and not r.passed, r
-        assert r.message.startswith("timed out after 20 s (the notebook's time limit) "
+        assert r.message.startswith("timed out after 10 s (the notebook's time limit) "
                                     "in cell 5: the notebook did not reach this exercise")
         assert f"cell {cell}" in r.message
 
