@@ -449,13 +449,13 @@ class Tensor:
         x = self.data
         bad = ~(x > 0)                             # also catches NaN
         if np.any(bad):
-            nan = int(np.isnan(x).sum())
+            n_bad, nan = int(bad.sum()), int(np.isnan(x).sum())
             raise ValueError(
-                f"Tensor.log: {int(bad.sum())} of {x.size} entries are not > 0 "
-                + (f"({nan} are NaN: an earlier step already produced them, often a "
+                f"Tensor.log: x > 0 fails for {n_bad} of {x.size} entries "
+                + (f"({nan} NaN: an earlier step already produced them, often a "
                    "learning rate too large or an overflow in exp)" if nan else
                    f"(smallest {np.min(x):g})")
-                + "; log needs x > 0. For a classification loss use "
+                + ". For a classification loss use "
                 "losses.cross_entropy, which works on logits stably")
         out = np.log(x)
 

@@ -87,13 +87,13 @@ def test_value_power_overflow():
 def test_nan_flowing_into_log():
     x = Tensor([1.0, np.nan, 2.0])
     text = message(ValueError, lambda: x.log())
-    assert text.startswith("Tensor.log: 1 of 3 entries are not > 0 (1 are NaN: "
+    assert text.startswith("Tensor.log: x > 0 fails for 1 of 3 entries (1 NaN: "
                            "an earlier step already produced them")
 
 
 def test_log_of_negative_names_the_smallest_entry():
     text = message(ValueError, lambda: Tensor([1.0, -0.5, 0.0]).log())
-    assert "2 of 3 entries are not > 0 (smallest -0.5)" in text
+    assert "x > 0 fails for 2 of 3 entries (smallest -0.5)" in text
     assert "losses.cross_entropy" in text
 
 
