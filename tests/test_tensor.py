@@ -325,7 +325,7 @@ def test_bad_data_is_type_error(bad, match):
 
 
 def test_domain_errors():
-    with pytest.raises(ValueError, match="log needs x > 0"):
+    with pytest.raises(ValueError, match="x > 0 fails for"):
         Tensor([1.0, -1.0]).log()
     with pytest.raises(ZeroDivisionError, match="1 zero entries"):
         Tensor([1.0, 2.0]) / Tensor([1.0, 0.0])
