@@ -173,11 +173,13 @@ def _step_variant(zero=True, sign=-1.0, use_lr=True, rebind=False, after_loss=Fa
 def _step_decaying_after(calls: int):
     """Right for the first ``calls`` calls, then halves lr on every call: only the
     check's 20-step comparison with gradient descent can see it."""
-    count: dict[int, int] = {}           # calls per model: each check makes its own
+    seen = {"model": None, "calls": 0}   # each check makes its own model: count anew
 
     def step(model, X, y, lr):
-        count[id(model)] = n = count.get(id(model), 0) + 1
-        return _step_variant()(model, X, y, lr * 0.5 ** max(0, n - calls))
+        if model is not seen["model"]:   # (held, so its id cannot be reused)
+            seen.update(model=model, calls=0)
+        seen["calls"] += 1
+        return _step_variant()(model, X, y, lr * 0.5 ** max(0, seen["calls"] - calls))
     return step
 
 
