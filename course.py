@@ -127,17 +127,27 @@ def lab(options: list[str] | None = None) -> int:
     return serve(lab_command(options))
 
 
+def workers() -> int:
+    """One test worker per CPU this process may use, at most 4: each starts kernels
+    of its own, and a container may show far more CPUs than it is given."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:                      # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
+
+
 def test(options: list[str] | None = None) -> int:
     """Lint, type-check, check exercises/ is current, then pytest on the lessons
-    (nbval) and tests/, spread over every CPU. ``--quick`` skips the lessons and
+    (nbval) and tests/, spread over the CPUs. ``--quick`` skips the lessons and
     the tests marked slow; other options go to pytest (``-k name``, ``-x``)."""
     options = list(options or [])
     quick = "--quick" in options
     options = [o for o in options if o != "--quick"]
     setup("test")
-    # -n auto: one pytest-xdist worker per CPU. --dist loadscope keeps a notebook's
-    # cells (and a test file's tests) together on one worker, in their order.
-    pytest = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-n", "auto",
+    # pytest-xdist workers; --dist loadscope keeps a notebook's cells (and a test
+    # file's tests) together on one worker, in their order.
+    pytest = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-n", str(workers()),
               "--dist", "loadscope"]
     steps = [
         # lint (ruff) and type-check (mypy); settings in pyproject.toml

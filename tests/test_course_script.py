@@ -174,9 +174,16 @@ def test_test_command_lints_then_runs_lessons_and_tests_never_the_learners_exerc
     args = [str(a) for a in pytest]
     assert args[1:3] == ["-m", "pytest"] and "--nbval" in args
     assert {"notebooks", "tests"} <= set(args)
-    assert args[args.index("-n") + 1] == "auto" and "loadscope" in args
+    assert args[args.index("-n") + 1] == str(course.workers()) and "loadscope" in args
     # exercises/ holds the learner's attempts: no step runs or rewrites it
     assert not any("exercises" in str(c) for cmd in course.calls for c in cmd)
+
+
+def test_test_workers_follow_the_usable_cpus_up_to_four(course, monkeypatch):
+    for cpus, expected in ((1, 1), (2, 2), (64, 4)):
+        monkeypatch.setattr(course.os, "sched_getaffinity",
+                            lambda pid, n=cpus: set(range(n)), raising=False)
+        assert course.workers() == expected
 
 
 def test_test_command_quick_skips_lessons_and_slow_tests_and_passes_options_on(course):
