@@ -21,10 +21,15 @@ def course(monkeypatch):
     spec = importlib.util.spec_from_file_location("course_script", ROOT / "course.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    calls = []
+    calls, envs = [], []
+
+    def run(*cmd, env=None):
+        calls.append(cmd)
+        envs.append(env)
+        return 0
     monkeypatch.setattr(module, "setup", lambda extras: None)
-    monkeypatch.setattr(module, "run", lambda *cmd: calls.append(cmd) or 0)
-    module.calls = calls
+    monkeypatch.setattr(module, "run", run)
+    module.calls, module.envs = calls, envs
     return module
 
 
@@ -177,6 +182,8 @@ def test_test_command_lints_then_runs_lessons_and_tests_never_the_learners_exerc
     assert args[args.index("-n") + 1] == str(course.workers()) and "loadscope" in args
     # exercises/ holds the learner's attempts: no step runs or rewrites it
     assert not any("exercises" in str(c) for cmd in course.calls for c in cmd)
+    # one BLAS thread per worker and kernel (the workers fill the CPUs)
+    assert course.envs[-1]["OPENBLAS_NUM_THREADS"] == "1" and course.envs[0] is None
 
 
 def test_test_workers_follow_the_usable_cpus_up_to_four(course, monkeypatch):
