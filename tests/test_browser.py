@@ -18,7 +18,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -58,6 +57,7 @@ if _skip_reason():
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
+from ports import free_port  # noqa: E402
 
 
 def _lesson_with_explorer() -> tuple[Path, str]:
@@ -86,12 +86,6 @@ def _copy_without_outputs(source: Path, target: Path) -> None:
     target.write_text(json.dumps(nb, indent=1), encoding="utf-8")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 serving a copy of the lesson."""
@@ -99,7 +93,7 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     _copy_without_outputs(notebook, root / notebook.name)
     home = tmp_path_factory.mktemp("jupyter-home")
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ,
                JUPYTER_CONFIG_DIR=str(home / "config"),
                JUPYTER_RUNTIME_DIR=str(home / "runtime"),

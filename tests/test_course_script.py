@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,7 +109,8 @@ def test_lab_serves_the_course_folder_and_stops_with_its_kernels(tmp_path, stop_
     clone = _fresh_copy(tmp_path / "course")
     _this_interpreter_as_venv(clone)
     log = open(tmp_path / "lab.log", "w+")
-    proc = subprocess.Popen([sys.executable, "course.py", "lab", "--ServerApp.port=0",
+    proc = subprocess.Popen([sys.executable, "course.py", "lab",
+                             f"--ServerApp.port={free_port()}",
                              "--no-browser"], cwd=clone, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
